@@ -1,0 +1,374 @@
+"""The configuration model, validated once at start-up and exported as JSON Schema.
+
+``${VAR}`` and ``${VAR:-default}`` are substituted in string values after YAML
+parsing (so a variable can never inject YAML structure). Every problem is reported
+with its path in the file and, where known, its line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+Algorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- server ------------------------------------------------------------------------
+
+
+class IdentityHeadersConfig(_Model):
+    subject: str = "X-Auth-Subject"
+    scopes: str = "X-Auth-Scopes"
+    issuer: str = "X-Auth-Issuer"
+    claims: dict[str, str] = Field(default_factory=dict, description="Extra header name -> claim name")
+
+
+class ServerConfig(_Model):
+    listen: str = "127.0.0.1:8181"
+    admin_listen: str = "127.0.0.1:8182"
+    path_prefix: str = Field("", description="Prefix stripped from the path before judging (Envoy path_prefix)")
+    path_mode: Literal["strict", "normalize"] = "strict"
+    realm: str | None = None
+    identity_headers: IdentityHeadersConfig = IdentityHeadersConfig()
+    stack: Literal["uvicorn", "granian"] = "uvicorn"
+    tls: "ServerTLSConfig | None" = None
+
+    @field_validator("path_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if v and (not v.startswith("/") or v.endswith("/")):
+            raise ValueError("must start with '/' and not end with '/'")
+        return v
+
+
+class ServerTLSConfig(_Model):
+    """Listener TLS. ``vault_pki`` takes a short-lived certificate from Vault PKI and rotates it."""
+
+    cert_file: str | None = None
+    key_file: str | None = None
+    client_ca_file: str | None = None
+    vault_pki: "VaultPKIConfig | None" = None
+
+
+# --- credentials ---------------------------------------------------------------------
+
+
+class IssuerConfig(_Model):
+    issuer: str = Field(..., description="Exact 'iss' value; also the discovery base URL")
+    audience: list[str] = Field(..., min_length=1, description="Token 'aud' must contain one of these (RFC 8707)")
+    jwks_uri: str | None = Field(None, description="Skip discovery and use this JWKS URL")
+    algorithms: list[Algorithm] = Field(default_factory=lambda: ["RS256", "ES256", "EdDSA"], min_length=1)
+    profile: Literal["rfc9068", "compat"] = "rfc9068"
+    leeway: int = Field(30, ge=0, le=300, description="Clock skew allowed for exp/nbf/iat, seconds")
+    max_token_age: int | None = Field(None, ge=1, description="Reject tokens whose iat is older than this")
+    required_claims: list[str] = Field(default_factory=list)
+    jwks_cache_ttl: int = Field(300, ge=10, le=86400)
+    jwks_min_refetch_interval: float = Field(30, ge=0, le=3600, description="Rate limit on unknown-kid refetches")
+    http_timeout: float = Field(3.0, gt=0, le=30)
+
+    @field_validator("issuer", "jwks_uri")
+    @classmethod
+    def _https(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        if not (v.startswith("https://") or v.startswith("http://127.0.0.1") or v.startswith("http://localhost")
+                or v.startswith("http://[::1]")):
+            raise ValueError("must be an https:// URL (http:// only for loopback)")
+        return v
+
+
+class JWTConfig(_Model):
+    issuers: list[IssuerConfig] = Field(default_factory=list)
+    max_token_bytes: int = Field(8192, ge=512, le=65536)
+    cache_size: int = Field(10000, ge=0, description="Verified-token cache entries (0 disables)")
+
+
+class APIKeyConfig(_Model):
+    enabled: bool = True
+    prefix: str = Field("zt", pattern=r"^[a-z][a-z0-9]{1,15}$")
+    database: str = Field("zerotrust-keys.db", description="SQLite file with the hashed keys")
+    pepper: str | None = Field(None, description="HMAC pepper (>= 32 chars); from Vault when vault.pepper is set")
+    header: str = "X-API-Key"
+    issuer: str = "zerotrust:api-key"
+    throttle_failures: int = Field(10, ge=1, description="Failed attempts per client before throttling")
+    throttle_window: float = Field(60, gt=0)
+    last_used_resolution: float = Field(60, ge=0, description="Seconds between last_used writes for one key")
+
+    @field_validator("pepper")
+    @classmethod
+    def _pepper(cls, v: str | None) -> str | None:
+        if v is not None and len(v) < 32:
+            raise ValueError("pepper must be at least 32 characters")
+        return v
+
+
+# --- policy --------------------------------------------------------------------------
+
+
+class RuleConfig(_Model):
+    id: str
+    methods: list[str] = Field(default_factory=list, description="Empty: any method")
+    paths: list[str] = Field(..., min_length=1, description="Globs: '*' one segment part, '**' any depth")
+    scopes: list[str] = Field(default_factory=list)
+    subjects: list[str] = Field(default_factory=list)
+    roles: list[str] = Field(default_factory=list)
+    anonymous: bool = False
+    deny: bool = False
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, v: list[str]) -> list[str]:
+        return [m.upper() for m in v]
+
+    @field_validator("paths")
+    @classmethod
+    def _paths(cls, v: list[str]) -> list[str]:
+        for p in v:
+            if not p.startswith("/"):
+                raise ValueError(f"path glob {p!r} must start with '/'")
+        return v
+
+
+class OPAConfig(_Model):
+    url: str = "http://127.0.0.1:8181"
+    decision_path: str = "zerotrust/authz"
+    timeout: float = Field(0.25, gt=0, le=10)
+
+
+class RegoConfig(_Model):
+    paths: list[str] = Field(default_factory=lambda: ["policies"])
+    package: str = "zerotrust.authz"
+
+
+class ShadowConfig(_Model):
+    id: str
+    engine: Literal["builtin", "opa", "rego"]
+    rules: list[RuleConfig] = Field(default_factory=list)
+    opa: OPAConfig | None = None
+    rego: RegoConfig | None = None
+    paths: list[str] = Field(default_factory=lambda: ["/**"], description="Routes the candidate sees")
+
+
+class DecisionCacheConfig(_Model):
+    enabled: bool = True
+    max_entries: int = Field(50000, ge=1)
+    ttl: float = Field(60, gt=0)
+
+
+class PolicyConfig(_Model):
+    engine: Literal["builtin", "opa", "rego"] = "builtin"
+    rules: list[RuleConfig] = Field(default_factory=list)
+    opa: OPAConfig = OPAConfig()
+    rego: RegoConfig = RegoConfig()
+    shadow: list[ShadowConfig] = Field(default_factory=list)
+    cache: DecisionCacheConfig = DecisionCacheConfig()
+    input_headers: list[str] = Field(default_factory=lambda: ["user-agent", "x-request-id", "x-tenant-id"])
+
+
+# --- vault, keys, fields -----------------------------------------------------------------
+
+
+class VaultPKIConfig(_Model):
+    mount: str = "pki"
+    role: str
+    common_name: str
+    ttl: str = "24h"
+    renew_fraction: float = Field(0.66, gt=0, lt=1)
+
+
+class VaultConfig(_Model):
+    addr: str
+    auth: Literal["token", "approle", "kubernetes"] = "token"
+    token: str | None = None
+    role_id: str | None = None
+    secret_id: str | None = None
+    kubernetes_role: str | None = None
+    kubernetes_jwt_path: str = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    namespace: str | None = None
+    ca_cert: str | None = None
+    verify_tls: bool = True
+    timeout: float = Field(2.0, gt=0, le=30)
+    retries: int = Field(2, ge=0, le=10)
+    breaker_failures: int = Field(5, ge=1)
+    breaker_reset: float = Field(5.0, gt=0)
+    transit_mount: str = "transit"
+    pepper: str | None = Field(None, description="KV v2 path 'mount/path#field' or 'transit:KEYNAME' for the API-key pepper")
+
+
+class LocalKeysConfig(_Model):
+    path: str = ".zerotrust/local-keys.json"
+
+
+class FieldPathConfig(_Model):
+    path: str
+    deterministic: bool = False
+
+
+class FieldsConfig(_Model):
+    mode: Literal["envelope", "transit", "local"] = "envelope"
+    key: str = Field(..., description="Transit key name")
+    context: str | None = Field(None, description="Transit derivation context, e.g. a tenant id")
+    paths: list[FieldPathConfig] = Field(default_factory=list)
+    datakey_ttl: float = Field(300, gt=0)
+    datakey_max_uses: int = Field(100000, ge=1)
+    request_paths: list[str] = Field(default_factory=list, description="Middleware: encrypt these request fields")
+    response_paths: list[str] = Field(default_factory=list, description="Middleware: decrypt these response fields")
+    decrypt_scopes: list[str] = Field(default_factory=list, description="Scopes a principal needs to see plaintext")
+    mask: str | None = Field(None, description="Shown instead of ciphertext to others; None keeps the ciphertext")
+
+
+class SigningConfig(_Model):
+    key: str = Field(..., description="Transit key name (ecdsa-p256 or ed25519)")
+    algorithm: Literal["ES256", "EdDSA"] = "ES256"
+    issuer: str
+    token_ttl: int = Field(300, ge=30, le=3600)
+
+
+# --- audit, metrics -------------------------------------------------------------------------
+
+
+class AuditConfig(_Model):
+    output: str = Field("stderr", description="'stderr', 'stdout', 'none' or a file path")
+    include_allows: bool = True
+
+
+class Config(_Model):
+    version: Literal[1] = 1
+    server: ServerConfig = ServerConfig()
+    jwt: JWTConfig = JWTConfig()
+    api_keys: APIKeyConfig | None = None
+    policy: PolicyConfig = PolicyConfig()
+    vault: VaultConfig | None = None
+    local_keys: LocalKeysConfig = LocalKeysConfig()
+    fields: FieldsConfig | None = None
+    signing: SigningConfig | None = None
+    audit: AuditConfig = AuditConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Config:
+        if not self.jwt.issuers and self.api_keys is None:
+            raise ValueError("configure at least one credential: jwt.issuers or api_keys")
+        if self.policy.engine == "builtin" and not self.policy.rules:
+            raise ValueError("policy.rules is empty: the built-in engine would deny everything")
+        if self.api_keys is not None and self.api_keys.pepper is None and (self.vault is None or not self.vault.pepper):
+            raise ValueError("api_keys.pepper is required unless vault.pepper is set")
+        return self
+
+
+ServerConfig.model_rebuild()
+ServerTLSConfig.model_rebuild()
+
+# --- loading -----------------------------------------------------------------------------------
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _substitute(node: Any, env: dict[str, str], path: str, problems: list[str]) -> Any:
+    if isinstance(node, dict):
+        return {k: _substitute(v, env, f"{path}.{k}" if path else str(k), problems) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_substitute(v, env, f"{path}[{i}]", problems) for i, v in enumerate(node)]
+    if isinstance(node, str) and "${" in node:
+        def repl(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            value = env.get(name)
+            if value is None or (value == "" and default is not None):
+                if default is None:
+                    problems.append(f"{path}: environment variable {name} is not set")
+                    return ""
+                return default
+            return value
+
+        return _VAR.sub(repl, node)
+    return node
+
+
+def _line_index(text: str) -> dict[tuple[Any, ...], int]:
+    """Map each key path to its 1-based line, for error messages."""
+    lines: dict[tuple[Any, ...], int] = {}
+
+    def walk(node: yaml.Node, path: tuple[Any, ...]) -> None:
+        lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                key = k.value
+                lines[path + (key,)] = k.start_mark.line + 1
+                walk(v, path + (key,))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                walk(v, path + (i,))
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return lines
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def _fmt_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(root)"
+
+
+def parse_config(text: str, *, env: dict[str, str] | None = None, source: str = "<config>") -> Config:
+    """Validate config text; raise :class:`ConfigError` listing every problem."""
+    env = dict(os.environ) if env is None else env
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "?"
+        raise ConfigError(f"{source}: {where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping")
+    problems: list[str] = []
+    data = _substitute(raw, env, "", problems)
+    lines = _line_index(text)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            line = None
+            for n in range(len(loc), -1, -1):
+                line = lines.get(loc[:n])
+                if line:
+                    break
+            where = f"line {line}: " if line else ""
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{source}: {where}{_fmt_loc(loc)}: {msg}")
+        raise ConfigError(problems) from None
+    if problems:
+        raise ConfigError([f"{source}: {p}" for p in problems])
+    return config
+
+
+def load_config(path: str | os.PathLike[str], *, env: dict[str, str] | None = None) -> Config:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
+    return parse_config(text, env=env, source=str(p))
+
+
+def json_schema() -> str:
+    return json.dumps(Config.model_json_schema(), indent=2, sort_keys=True)

@@ -1,0 +1,63 @@
+"""Finding credentials on a request (RFC 6750 section 2.1, plus API-key headers).
+
+Only headers count: RFC 6750 section 2.3 query tokens are not credentials (OAuth 2.1
+drops them) and are never looked at.
+"""
+
+from __future__ import annotations
+
+from ..errors import InvalidRequest
+from ..types import Credential, RequestContext
+
+_B64TOKEN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=")
+MAX_CREDENTIAL_BYTES = 16 * 1024
+
+
+def _malformed(detail: str) -> InvalidRequest:
+    return InvalidRequest("Malformed credentials", reason="deny.malformed_credentials", detail=detail)
+
+
+class AuthorizationExtractor:
+    """``Authorization: Bearer <token>``. Other schemes are not ours and are ignored,
+    except that a second Authorization header or a comma-merged list is refused."""
+
+    def __init__(self, schemes: tuple[str, ...] = ("bearer",)):
+        self.schemes = tuple(s.lower() for s in schemes)
+
+    def extract(self, request: RequestContext) -> list[Credential]:
+        values = request.headers.getall("authorization")
+        if not values:
+            return []
+        if len(values) > 1:
+            raise _malformed("more than one Authorization header")
+        value = values[0]
+        if len(value) > MAX_CREDENTIAL_BYTES:
+            raise _malformed("Authorization header too large")
+        scheme, sep, token = value.strip().partition(" ")
+        if scheme.lower() not in self.schemes:
+            return []
+        token = token.strip(" ")
+        if not sep or not token:
+            raise _malformed("empty bearer token")
+        if not _B64TOKEN.issuperset(token):
+            # b64token (RFC 6750 section 2.1): rejects "a,Bearer b", spaces, quotes, controls
+            raise _malformed("bearer token has characters outside b64token")
+        return [Credential(kind="bearer", value=token, source="authorization", scheme=scheme)]
+
+
+class HeaderKeyExtractor:
+    """An API key in a dedicated header such as ``X-API-Key``."""
+
+    def __init__(self, header: str = "x-api-key"):
+        self.header = header.lower()
+
+    def extract(self, request: RequestContext) -> list[Credential]:
+        values = request.headers.getall(self.header)
+        if not values:
+            return []
+        if len(values) > 1:
+            raise _malformed(f"more than one {self.header} header")
+        key = values[0].strip()
+        if not key or len(key) > 512 or not _B64TOKEN.issuperset(key):
+            raise _malformed(f"{self.header} is empty, too long or has invalid characters")
+        return [Credential(kind="api_key", value=key, source=self.header)]

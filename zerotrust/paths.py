@@ -1,0 +1,71 @@
+"""Request-path normalisation (RFC 3986 sections 5.2.4 and 6.2.2).
+
+Policy rules are matched against the path the upstream will act on. Two modes:
+
+* ``strict`` (default): a path that is not already in canonical form (dot segments,
+  ``//``, percent-encoded unreserved characters such as ``%2e``) is rejected with
+  400, so no disagreement between us and the upstream is possible.
+* ``normalize``: such paths are rewritten to canonical form and judged as that.
+
+In both modes an encoded ``/``, ``\\`` or NUL, a raw backslash, control characters
+and invalid percent escapes are rejected: upstreams disagree about what they mean.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import InvalidRequest
+
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_PCT = re.compile(r"%([0-9A-Fa-f]{2})")
+_FORBIDDEN_ENCODED = frozenset({"2F", "5C", "00"})
+_BAD = re.compile(r"[\x00-\x20\x7f\\#]|%(?![0-9A-Fa-f]{2})")
+_MAX_PATH = 8192
+
+
+def _reject(why: str) -> InvalidRequest:
+    return InvalidRequest("The request path is not acceptable", reason="deny.bad_path", detail=why)
+
+
+def _decode_unreserved(m: re.Match[str]) -> str:
+    hexpair = m.group(1).upper()
+    if hexpair in _FORBIDDEN_ENCODED:
+        raise _reject(f"encoded %{hexpair}")
+    ch = chr(int(hexpair, 16))
+    return ch if ch in _UNRESERVED else m.group(0)
+
+
+def _remove_dot_segments(path: str) -> str:
+    out: list[str] = []
+    for seg in path.split("/")[1:]:
+        if seg == "..":
+            if not out:
+                raise _reject("dot segment above root")
+            out.pop()
+        elif seg not in (".", ""):
+            out.append(seg)
+    trailing = path.endswith(("/", "/.", "/..")) and bool(out)
+    return "/" + "/".join(out) + ("/" if trailing else "")
+
+
+def split_target(target: str) -> tuple[str, str]:
+    """Split a request target into (path, query). The query is never interpreted here."""
+    path, _, query = target.partition("?")
+    return path, query
+
+
+def normalize_path(raw: str, mode: str = "strict") -> str:
+    """Return the canonical path, or raise :class:`InvalidRequest` (400)."""
+    if not raw.startswith("/") or len(raw) > _MAX_PATH:
+        raise _reject("not an absolute path or too long")
+    if _BAD.search(raw):
+        raise _reject("forbidden character or bad escape")
+    fast = "%" not in raw and "//" not in raw and "/." not in raw
+    if fast:
+        return raw
+    decoded = _PCT.sub(_decode_unreserved, raw) if "%" in raw else raw
+    canonical = _remove_dot_segments(decoded)
+    if canonical != raw and mode == "strict":
+        raise _reject("non-canonical path")
+    return canonical
