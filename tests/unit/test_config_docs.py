@@ -1,0 +1,12 @@
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_configuration_reference_is_up_to_date():
+    fresh = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_config_docs.py")], capture_output=True,
+                           text=True, check=True).stdout
+    committed = (ROOT / "docs" / "configuration-reference.md").read_text()
+    assert fresh == committed, "run: python scripts/gen_config_docs.py > docs/configuration-reference.md"
