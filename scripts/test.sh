@@ -6,7 +6,6 @@ export PATH="$HOME/go/bin:$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin:$P
 
 need_apt=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
-command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== apt-get install ${need_apt[*]}"
   apt-get update -qq
