@@ -1,0 +1,63 @@
+"""The key layer: Vault Transit (production) or a local key file (embedded default).
+
+``build_key_provider(config)`` picks Vault when ``config.vault`` is set. hvac is an
+optional dependency (``zerotrust[vault]``), so everything Vault is imported lazily.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..config import Config
+from ..errors import ConfigError
+from .local import LocalKeyProvider
+from .provider import AsyncKeyOps, DataKey, KeyProvider
+
+if TYPE_CHECKING:
+    from .transit import VaultKeyProvider
+    from .vault import VaultClient
+
+__all__ = [
+    "AsyncKeyOps", "DataKey", "KeyProvider", "LocalKeyProvider", "VaultClient", "VaultKeyProvider",
+    "build_key_provider", "pepper_from_vault",
+]
+
+
+def _vault_import() -> None:
+    try:
+        import hvac  # noqa: F401
+    except ImportError:
+        raise ConfigError("vault: is configured but hvac is not installed: pip install 'zerotrust[vault]'") from None
+
+
+def build_key_provider(config: Config) -> KeyProvider:
+    """Vault Transit when ``config.vault`` is set, else the local key file (not for production)."""
+    if config.vault is None:
+        return LocalKeyProvider.from_config(config)
+    _vault_import()
+    from .transit import VaultKeyProvider
+
+    return VaultKeyProvider.from_config(config.vault)
+
+
+def pepper_from_vault(config: Config) -> bytes:
+    """The API-key pepper named by ``config.vault.pepper`` (see :mod:`.pepper`)."""
+    _vault_import()
+    from .pepper import pepper_from_vault as load
+
+    return load(config)
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy so `import zerotrust.keys` works without hvac installed.
+    if name == "VaultKeyProvider":
+        _vault_import()
+        from .transit import VaultKeyProvider
+
+        return VaultKeyProvider
+    if name == "VaultClient":
+        _vault_import()
+        from .vault import VaultClient
+
+        return VaultClient
+    raise AttributeError(name)
