@@ -203,6 +203,7 @@ class Pipeline:
             "credential_id": p.credential_id if p else None,
             "engine": result.engine if result else None,
             "policy_revision": result.revision if result else None,
+            "input_hash": (result.input_hash or None) if result else None,
             "latency_us": round(elapsed * 1e6, 1),
         }
         if detail:

@@ -139,6 +139,7 @@ class PolicyResult:
     step_up: Mapping[str, Any] | None = field(default=None, compare=False)  # {"acr_values": "...", "max_age": 300} -> RFC 9470
     engine: str = ""
     revision: str = ""
+    input_hash: str = field(default="", compare=False)  # hash of the policy input, for decision logs (OPA's "input")
 
 
 @dataclass(frozen=True, slots=True)
