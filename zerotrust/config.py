@@ -205,6 +205,27 @@ class VaultConfig(_Model):
     breaker_reset: float = Field(5.0, gt=0)
     transit_mount: str = "transit"
     pepper: str | None = Field(None, description="KV v2 path 'mount/path#field' or 'transit:KEYNAME' for the API-key pepper")
+    auth_mount: str | None = Field(None, description="Auth method mount path; default 'approle' or 'kubernetes'")
+
+    @field_validator("addr")
+    @classmethod
+    def _addr(cls, v: str) -> str:
+        # The token travels in every request header: cleartext only on loopback.
+        from urllib.parse import urlsplit
+
+        url = urlsplit(v)
+        loopback = url.scheme == "http" and url.hostname in ("127.0.0.1", "localhost", "::1")
+        if not url.hostname or not (url.scheme == "https" or loopback) or url.path not in ("", "/"):
+            raise ValueError("must be an https:// URL with no path (http:// only for loopback)")
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _auth_fields(self) -> VaultConfig:
+        needed = {"token": ["token"], "approle": ["role_id"], "kubernetes": ["kubernetes_role"]}[self.auth]
+        missing = [f"vault.{name}" for name in needed if not getattr(self, name)]
+        if missing:
+            raise ValueError(f"{', '.join(missing)} is required when vault.auth is '{self.auth}'")
+        return self
 
 
 class LocalKeysConfig(_Model):
