@@ -123,7 +123,12 @@ class VaultClient:
                 self.breaker.success()
                 raise VaultRejected(status, errors, path) from None
             self.breaker.success()
-            return resp if isinstance(resp, dict) else {}
+            if isinstance(resp, dict):
+                return resp
+            if resp.status_code == 204:
+                return {}
+            # A redirect (not followed, see above) or a 200 that is not JSON: not Vault talking.
+            raise DependencyError(reason="error.vault_garbage", detail=f"vault {resp.status_code} on {path}: not JSON")
         log.warning("vault unavailable: %s", last)
         raise DependencyError(reason="error.vault_unavailable", detail=last)
 
