@@ -9,6 +9,7 @@ source addresses costs bounded memory (at worst it lets some of them start over)
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -27,6 +28,7 @@ class FailureThrottle:
         self._clock = clock
         # client -> [window start, failures in this window]
         self._clients: OrderedDict[str, list[float]] = OrderedDict()
+        self._lock = threading.Lock()  # failures may be recorded from several threads (sync adapters)
 
     def check(self, client: str) -> None:
         """Raise :class:`TooManyRequests` if ``client`` is throttled. A dict lookup on the common path."""
@@ -35,18 +37,19 @@ class FailureThrottle:
             return
         if self._clock() - entry[0] < self.window:
             raise TooManyRequests(reason="deny.api_key.throttled", detail=f"client {client} throttled")
-        del self._clients[client]  # window over: start clean
+        self._clients.pop(client, None)  # window over: start clean
 
     def failure(self, client: str) -> None:
         now = self._clock()
-        entry = self._clients.get(client)
-        if entry is None or now - entry[0] >= self.window:
-            self._clients[client] = [now, 1]
-        else:
-            entry[1] += 1
-        self._clients.move_to_end(client)
-        while len(self._clients) > self.max_clients:
-            self._clients.popitem(last=False)
+        with self._lock:
+            entry = self._clients.get(client)
+            if entry is None or now - entry[0] >= self.window:
+                self._clients[client] = [now, 1]
+            else:
+                entry[1] += 1
+            self._clients.move_to_end(client)
+            while len(self._clients) > self.max_clients:
+                self._clients.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._clients)
