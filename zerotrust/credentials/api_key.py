@@ -59,10 +59,11 @@ class APIKeyVerifier:
         self.issuer = issuer
         self.throttle = throttle
         if isinstance(pepper, bytes):
-            source = PepperSource(lambda: pepper)
-            source.value = pepper
-            pepper = source
-        self._pepper = pepper
+            fixed = pepper
+            self._pepper = PepperSource(lambda: fixed)
+            self._pepper.value = fixed
+        else:
+            self._pepper = pepper
         self._pepper_check: bytes | None = None  # scrypt: computed once, not per reopen
         self._marker = prefix + "_"
         self._resolution = last_used_resolution
