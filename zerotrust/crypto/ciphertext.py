@@ -1,0 +1,118 @@
+"""The ``ztf1`` field ciphertext: a versioned, self-describing ASCII string.
+
+::
+
+    ztf1.e.<key>.<version>.<nonce>.<wrapped-data-key>.<ciphertext+tag>   envelope, AES-256-GCM
+    ztf1.t.<key>.<version>.<transit-ciphertext>                           one Transit call per field
+    ztf1.d.<key>.<version>.<siv+ciphertext>                               deterministic, AES-SIV
+
+Parts after the version are unpadded base64url (RFC 4648 section 5) in canonical
+form. docs/encryption.md describes every byte. Parsing is strict: any deviation is a
+:class:`CryptoError`, before a key is ever touched.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+
+from ..errors import CryptoError, DependencyError
+
+PREFIX = "ztf1"
+ENVELOPE, TRANSIT, DETERMINISTIC = "e", "t", "d"
+_PARTS = {ENVELOPE: 3, TRANSIT: 1, DETERMINISTIC: 1}
+MAX_CIPHERTEXT_CHARS = 100_000  # 64 KiB plaintext plus overhead, base64-expanded
+KEY_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_VERSION = re.compile(r"[1-9][0-9]{0,8}")
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+NONCE_BYTES = 12
+TAG_BYTES = 16
+
+
+@dataclass(frozen=True, slots=True)
+class FieldCiphertext:
+    scheme: str
+    key: str
+    version: int
+    parts: tuple[bytes, ...]
+
+    def encode(self) -> str:
+        return ".".join((PREFIX, self.scheme, self.key, str(self.version), *(b64e(p) for p in self.parts)))
+
+
+def b64e(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64d(text: str, what: str) -> bytes:
+    """Decode canonical unpadded base64url; anything else (padding, stray bits) is tampering."""
+    if not _B64URL.fullmatch(text) or len(text) % 4 == 1:
+        raise CryptoError(detail=f"{what}: not base64url")
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raise CryptoError(detail=f"{what}: not base64url") from None
+    if b64e(raw) != text:
+        raise CryptoError(detail=f"{what}: non-canonical base64url")
+    return raw
+
+
+def looks_like(value: object) -> bool:
+    """Cheap test used to decide whether a JSON value is one of ours."""
+    return isinstance(value, str) and value.startswith(PREFIX + ".")
+
+
+def parse(value: object) -> FieldCiphertext:
+    if not isinstance(value, str):
+        raise CryptoError(detail=f"expected a {PREFIX} ciphertext string, got JSON {type(value).__name__}")
+    if len(value) > MAX_CIPHERTEXT_CHARS:
+        raise CryptoError(detail=f"ciphertext longer than {MAX_CIPHERTEXT_CHARS} characters")
+    fields = value.split(".")
+    if fields[0] != PREFIX:
+        raise CryptoError(detail=f"not a {PREFIX} ciphertext")
+    if len(fields) < 4 or fields[1] not in _PARTS:
+        raise CryptoError(detail="unknown ciphertext scheme")
+    scheme, key, version = fields[1], fields[2], fields[3]
+    if len(fields) != 4 + _PARTS[scheme]:
+        raise CryptoError(detail=f"scheme {scheme!r} needs {_PARTS[scheme]} data part(s)")
+    if not KEY_NAME.fullmatch(key):
+        raise CryptoError(detail="bad key name in ciphertext")
+    if not _VERSION.fullmatch(version):
+        raise CryptoError(detail="bad key version in ciphertext")
+    parts = tuple(b64d(p, f"part {i + 1}") for i, p in enumerate(fields[4:]))
+    if scheme == ENVELOPE and (len(parts[0]) != NONCE_BYTES or len(parts[2]) < TAG_BYTES or not parts[1]):
+        raise CryptoError(detail="envelope ciphertext has a bad nonce, wrapped key or tag length")
+    if scheme != ENVELOPE and len(parts[0]) < TAG_BYTES:
+        raise CryptoError(detail="ciphertext too short")
+    return FieldCiphertext(scheme, key, int(version), parts)
+
+
+def associated_data(scheme: str, key: str, context: str | None, field: str, version: int | None = None) -> bytes:
+    """What a ciphertext is bound to (AES-GCM/SIV associated data, or the Transit plaintext header).
+
+    The key version is included only where re-wrapping never has to change it
+    (deterministic: the key itself is per version); for envelope and Transit the
+    version is authenticated by Transit, which refuses a wrapped key under the wrong version.
+    """
+    items: list[object] = [PREFIX, scheme, key, context, field]
+    if version is not None:
+        items.append(version)
+    return json.dumps(items, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+_TRANSIT = re.compile(r"([a-z]+):v([1-9][0-9]{0,8}):([A-Za-z0-9+/]+={0,2})")
+
+
+def split_transit(text: str, prefix: str) -> tuple[int, bytes]:
+    """``vault:v3:<base64>`` -> (3, raw bytes). The prefix is implied by the provider, so it is not stored."""
+    m = _TRANSIT.fullmatch(text) if isinstance(text, str) else None
+    if m is None or m.group(1) != prefix:
+        raise DependencyError(detail=f"key provider returned a ciphertext not of the form {prefix}:v<n>:<base64>")
+    return int(m.group(2)), base64.b64decode(m.group(3), validate=True)
+
+
+def join_transit(prefix: str, version: int, raw: bytes) -> str:
+    return f"{prefix}:v{version}:{base64.b64encode(raw).decode('ascii')}"
