@@ -12,14 +12,17 @@ from ..config import Config
 from ..errors import ConfigError
 from .local import LocalKeyProvider
 from .provider import AsyncKeyOps, DataKey, KeyProvider
+from .signing import JWTSigner
+from .signing_local import LocalSigner
 
 if TYPE_CHECKING:
+    from .signing_transit import TransitSigner
     from .transit import VaultKeyProvider
     from .vault import VaultClient
 
 __all__ = [
-    "AsyncKeyOps", "DataKey", "KeyProvider", "LocalKeyProvider", "VaultClient", "VaultKeyProvider",
-    "build_key_provider", "pepper_from_vault",
+    "AsyncKeyOps", "DataKey", "JWTSigner", "KeyProvider", "LocalKeyProvider", "LocalSigner", "TransitSigner",
+    "VaultClient", "VaultKeyProvider", "build_key_provider", "build_signer", "pepper_from_vault",
 ]
 
 
@@ -40,6 +43,22 @@ def build_key_provider(config: Config) -> KeyProvider:
     return VaultKeyProvider.from_config(config.vault)
 
 
+def build_signer(config: Config, client: VaultClient | None = None) -> JWTSigner:
+    """The token signer for ``config.signing``: Transit when ``config.vault`` is set, else local."""
+    if config.signing is None:
+        raise ConfigError("signing: is not configured")
+    sc = config.signing
+    common = {"issuer": sc.issuer, "token_ttl": sc.token_ttl}
+    if config.vault is None:
+        return LocalSigner(config.local_keys.path, sc.key, sc.algorithm, **common)
+    _vault_import()
+    from .signing_transit import TransitSigner
+    from .vault import VaultClient
+
+    return TransitSigner(client or VaultClient(config.vault), sc.key, sc.algorithm,
+                         mount=config.vault.transit_mount, **common)
+
+
 def pepper_from_vault(config: Config) -> bytes:
     """The API-key pepper named by ``config.vault.pepper`` (see :mod:`.pepper`)."""
     _vault_import()
@@ -55,6 +74,11 @@ def __getattr__(name: str) -> Any:
         from .transit import VaultKeyProvider
 
         return VaultKeyProvider
+    if name == "TransitSigner":
+        _vault_import()
+        from .signing_transit import TransitSigner
+
+        return TransitSigner
     if name == "VaultClient":
         _vault_import()
         from .vault import VaultClient

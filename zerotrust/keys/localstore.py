@@ -71,6 +71,11 @@ class LocalKeyFile:
             return None
         return {int(v): base64.b64decode(m["material"]) for v, m in entry["versions"].items()}
 
+    def created(self, name: str) -> dict[int, float]:
+        """Version -> unix time it was created (signing-key rotation needs it)."""
+        entry = self._data["keys"].get(name) or {"versions": {}}
+        return {int(v): float(m["created"]) for v, m in entry["versions"].items()}
+
     def key_type(self, name: str) -> str | None:
         entry = self._data["keys"].get(name)
         return None if entry is None else entry["type"]
@@ -111,14 +116,14 @@ class LocalKeyFile:
             return
         with self._writing() as data:
             data["keys"].setdefault(name, {"type": key_type, "latest": 1, "versions": {
-                "1": {"material": base64.b64encode(_new_material(key_type)).decode(), "created": int(time.time())}}})
+                "1": {"material": base64.b64encode(_new_material(key_type)).decode(), "created": time.time()}}})
 
     def rotate(self, name: str) -> int:
         with self._writing() as data:
             entry = data["keys"][name]
             entry["latest"] += 1
             entry["versions"][str(entry["latest"])] = {
-                "material": base64.b64encode(_new_material(entry["type"])).decode(), "created": int(time.time())}
+                "material": base64.b64encode(_new_material(entry["type"])).decode(), "created": time.time()}
             return int(entry["latest"])
 
     def latest(self, name: str) -> int:
