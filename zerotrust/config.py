@@ -232,22 +232,43 @@ class LocalKeysConfig(_Model):
     path: str = ".zerotrust/local-keys.json"
 
 
+def _json_path(v: str) -> str:
+    from .crypto.jsonpath import PathError, parse
+
+    try:
+        parse(v)
+    except PathError as exc:
+        raise ValueError(str(exc)) from None
+    return v
+
+
 class FieldPathConfig(_Model):
-    path: str
-    deterministic: bool = False
+    path: str = Field(..., description="JSON path: $.a.b, $.a[*].b, $.a[0], $['a.b']")
+    deterministic: bool = Field(False, description="Equal values give equal ciphertexts (equality search)")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        return _json_path(v)
 
 
 class FieldsConfig(_Model):
     mode: Literal["envelope", "transit", "local"] = "envelope"
-    key: str = Field(..., description="Transit key name")
-    context: str | None = Field(None, description="Transit derivation context, e.g. a tenant id")
+    key: str = Field(..., pattern=r"^[A-Za-z0-9_-]{1,128}$", description="Transit key name")
+    context: str | None = Field(None, min_length=1, description="Transit derivation context, e.g. a tenant id")
     paths: list[FieldPathConfig] = Field(default_factory=list)
-    datakey_ttl: float = Field(300, gt=0)
-    datakey_max_uses: int = Field(100000, ge=1)
+    datakey_ttl: float = Field(300, gt=0, le=86400)
+    datakey_max_uses: int = Field(100000, ge=1, le=2**32, description="AES-GCM random nonces: at most 2**32")
     request_paths: list[str] = Field(default_factory=list, description="Middleware: encrypt these request fields")
     response_paths: list[str] = Field(default_factory=list, description="Middleware: decrypt these response fields")
-    decrypt_scopes: list[str] = Field(default_factory=list, description="Scopes a principal needs to see plaintext")
+    decrypt_scopes: list[str] = Field(default_factory=list, description="Scopes a principal needs to see plaintext; "
+                                      "empty: nobody gets plaintext from the middleware")
     mask: str | None = Field(None, description="Shown instead of ciphertext to others; None keeps the ciphertext")
+
+    @field_validator("request_paths", "response_paths")
+    @classmethod
+    def _paths(cls, v: list[str]) -> list[str]:
+        return [_json_path(p) for p in v]
 
 
 class SigningConfig(_Model):
