@@ -184,8 +184,12 @@ class VaultPKIConfig(_Model):
     mount: str = "pki"
     role: str
     common_name: str
+    alt_names: list[str] = Field(default_factory=list, description="Extra DNS subject alternative names")
+    ip_sans: list[str] = Field(default_factory=list, description="IP subject alternative names")
     ttl: str = "24h"
-    renew_fraction: float = Field(0.66, gt=0, lt=1)
+    renew_fraction: float = Field(0.66, gt=0, lt=1, description="Re-issue after this fraction of the lifetime")
+    require_client_cert: bool = Field(False, description="mTLS: clients need a certificate from client_ca_file, "
+                                      "or if unset from this PKI's issuing CA")
 
 
 class VaultConfig(_Model):
