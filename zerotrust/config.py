@@ -143,13 +143,14 @@ class RuleConfig(_Model):
 
 class OPAConfig(_Model):
     url: str = "http://127.0.0.1:8181"
-    decision_path: str = "zerotrust/authz"
+    decision_path: str = Field("zerotrust/authz/decision", description="Rule queried as POST /v1/data/<path>")
     timeout: float = Field(0.25, gt=0, le=10)
 
 
 class RegoConfig(_Model):
     paths: list[str] = Field(default_factory=lambda: ["policies"])
-    package: str = "zerotrust.authz"
+    package: str = Field("zerotrust.authz", description="The engine evaluates <package>.decision")
+    workers: int = Field(0, ge=0, le=64, description="0: evaluate on the event loop; N: in N threads")
 
 
 class ShadowConfig(_Model):

@@ -13,7 +13,6 @@ from .config import Config
 from .credentials import AuthorizationExtractor, HeaderKeyExtractor
 from .interfaces import AuditSink, CredentialExtractor, CredentialVerifier, PolicyEngine
 from .pipeline import IdentityHeaders, Pipeline
-from .policy import BuiltinPolicyEngine
 
 
 def build_extractors(config: Config) -> list[CredentialExtractor]:
@@ -37,7 +36,11 @@ def build_verifiers(config: Config) -> list[CredentialVerifier]:
 
 
 def build_policy(config: Config) -> PolicyEngine:
-    return BuiltinPolicyEngine.from_config(config.policy.rules)
+    """Engine (builtin | opa | rego) -> decision cache -> shadow candidates (zerotrust.policy.build)."""
+    from .policy.build import build_policy_engine
+
+    api_key_header = [config.api_keys.header] if config.api_keys is not None else []
+    return build_policy_engine(config.policy, credential_headers=api_key_header)
 
 
 def build_sinks(config: Config) -> list[AuditSink]:
