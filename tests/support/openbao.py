@@ -195,3 +195,15 @@ class OpenBao:
         role_id = self.request("GET", f"auth/approle/role/{role}/role-id")["data"]["role_id"]
         secret_id = self.request("POST", f"auth/approle/role/{role}/secret-id")["data"]["secret_id"]
         return role_id, secret_id
+
+    def setup_pki(self, *, mount: str = "pki", role: str = "test", domains: list[str] | None = None,
+                  max_ttl: str = "1h") -> str:
+        """Enable PKI with an EC root CA and a role for ``domains``; return the root CA PEM."""
+        self.enable_secrets("pki", mount, config={"max_lease_ttl": max_ttl})
+        root = self.request("POST", f"{mount}/root/generate/internal", {
+            "common_name": f"zerotrust test root {mount}", "ttl": max_ttl, "key_type": "ec", "key_bits": 256})
+        self.request("POST", f"{mount}/roles/{role}", {
+            "allowed_domains": domains or ["localhost"], "allow_bare_domains": True, "allow_subdomains": False,
+            "allow_ip_sans": True, "max_ttl": max_ttl, "key_type": "ec", "key_bits": 256,
+            "not_before_duration": "5s"})
+        return root["data"]["certificate"]
