@@ -64,7 +64,6 @@ def test_rotation_rewrap_and_versions(bao, provider):
     old = provider.encrypt("fields", [b"a", b"b"])
     before = provider.latest_version("fields")
     bao.rotate_key("fields")
-    provider.forget_versions()
     assert provider.latest_version("fields") == before + 1
     new = provider.rewrap("fields", old)
     assert all(c.startswith(f"vault:v{before + 1}:") for c in new)

@@ -26,7 +26,7 @@ from .vault import VaultClient, VaultRejected
 PREFIX = "vault"
 BATCH = 1000
 _KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-VERSION_CACHE_SECONDS = 10.0  # a rotation is seen by latest_version() within this long
+VERSION_CACHE_SECONDS = 10.0  # how long the "is this key derived" answer is trusted
 
 
 def _garbage(what: str) -> DependencyError:
@@ -147,12 +147,12 @@ class VaultKeyProvider(AsyncKeyOps):
             raise CryptoError(detail="wrapped data key is not 32 bytes")
         return plaintext
 
-    def _key_info(self, key: str) -> tuple[int, bool]:
-        """(latest_version, derived) from ``GET <mount>/keys/<key>``, cached briefly."""
+    def _key_info(self, key: str, *, fresh: bool = False) -> tuple[int, bool]:
+        """(latest_version, derived) from ``GET <mount>/keys/<key>``, cached briefly unless ``fresh``."""
         now = time.monotonic()
         with self._lock:
             cached = self._versions.get(key)
-        if cached and now - cached[2] < VERSION_CACHE_SECONDS:
+        if cached and not fresh and now - cached[2] < VERSION_CACHE_SECONDS:
             return cached[0], cached[1]
         data = self.client.request("GET", self._path("keys", key)).get("data") or {}
         version, derived = data.get("latest_version"), data.get("derived")
@@ -163,7 +163,8 @@ class VaultKeyProvider(AsyncKeyOps):
         return version, derived
 
     def latest_version(self, key: str) -> int:
-        return self._key_info(key)[0]
+        # Always asks Vault: callers cache it themselves, and rewrap must see a rotation at once.
+        return self._key_info(key, fresh=True)[0]
 
     def forget_versions(self) -> None:
         """Drop the latest_version cache (after a rotation this process made)."""
