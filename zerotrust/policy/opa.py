@@ -56,9 +56,9 @@ class OPAPolicyEngine:
 
     async def decide(self, request: RequestContext, principal: Principal | None,
                      context: dict[str, Any] | None = None) -> PolicyResult:
-        body = encode({"input": self.builder.build(request, principal, context)})
-        ihash = input_hash(body)
-        payload = await self._query(body)
+        document = encode(self.builder.build(request, principal, context))
+        ihash = input_hash(document)  # of the input alone, as the Rego engine hashes it
+        payload = await self._query(b'{"input":' + document + b"}")
         self.revision = _revision(payload.get("provenance")) or self.revision
         if "result" not in payload:
             self.undefined += 1
