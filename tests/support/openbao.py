@@ -45,6 +45,7 @@ class OpenBao:
     def __init__(self, workdir: Path, *, dev: bool):
         self.binary = _bao_binary()
         self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.dev = dev
         self.port = free_port()
         self.addr = f"http://{LOOPBACK}:{self.port}"

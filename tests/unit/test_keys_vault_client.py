@@ -346,8 +346,8 @@ def test_large_batches_are_chunked():
         return 200, {"data": {"batch_results": [{"ciphertext": "vault:v1:AAAA"} for _ in items]}}
 
     client, _ = make(transit_handler(extra))
-    out = VaultKeyProvider(client).encrypt("k", [b"x"] * 2500)
-    assert len(out) == 2500 and seen == [1000, 1000, 500]
+    out = VaultKeyProvider(client).encrypt("k", [b"x"] * 450)
+    assert len(out) == 450 and seen == [200, 200, 50]
 
 
 def test_invalid_key_name_is_rejected():

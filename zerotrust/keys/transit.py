@@ -1,7 +1,9 @@
 """VaultKeyProvider: the :class:`KeyProvider` operations on Vault/OpenBao Transit.
 
-Batches go out as one ``batch_input`` request per 1000 items, so encrypting the ten
-fields of a record costs one round trip, not ten. A 400 on decrypt/rewrap means the
+Batches go out as one ``batch_input`` request per 200 items, so encrypting the ten
+fields of a record costs one round trip, not ten. (OpenBao's listener refuses JSON with
+more than 1000 strings by default, ``max_request_json_strings``; an item with a context
+is four strings.) A 400 on decrypt/rewrap means the
 ciphertext (or its context) is wrong: :class:`CryptoError`. Anything else that goes
 wrong, including a 400 on encrypt (a misconfigured key) and answers we cannot parse,
 is a :class:`DependencyError`: fail closed, never partial output.
@@ -24,7 +26,7 @@ from .provider import AsyncKeyOps, DataKey
 from .vault import VaultClient, VaultRejected
 
 PREFIX = "vault"
-BATCH = 1000
+BATCH = 200
 _KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 VERSION_CACHE_SECONDS = 10.0  # how long the "is this key derived" answer is trusted
 
