@@ -39,6 +39,13 @@ def test_roundtrip_batch(provider):
     assert provider.encrypt("fields", []) == [] and provider.decrypt("fields", []) == []
 
 
+def test_batches_beyond_one_request_with_context(provider):
+    # 450 items with a context would exceed OpenBao's 1000-JSON-strings limit in one request.
+    values = [f"value-{i}".encode() for i in range(450)]
+    cts = provider.encrypt("tenant-fields", values, b"tenant-a")
+    assert len(cts) == 450 and provider.decrypt("tenant-fields", cts, b"tenant-a") == values
+
+
 def test_derived_key_binds_context(provider):
     (c,) = provider.encrypt("tenant-fields", [b"ssn"], b"tenant-a")
     assert provider.decrypt("tenant-fields", [c], b"tenant-a") == [b"ssn"]

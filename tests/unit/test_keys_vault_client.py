@@ -355,3 +355,24 @@ def test_invalid_key_name_is_rejected():
     with pytest.raises(ConfigError):
         VaultKeyProvider(client).encrypt("../sys/seal", [b"x"])
     assert not transport.calls
+
+
+def test_concurrent_first_calls_log_in_once():
+    import threading
+
+    logins = []
+
+    def handler(r):
+        if r.path_url == "/v1/auth/approle/login":
+            logins.append(1)
+            time.sleep(0.05)
+            return 200, {"auth": {"client_token": "s.1", "lease_duration": 3600, "renewable": False}}
+        return 200, {"data": {}}
+
+    client, _ = make(handler, auth="approle", role_id="r", token=None)
+    threads = [threading.Thread(target=client.request, args=("GET", "x")) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(logins) == 1

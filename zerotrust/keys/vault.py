@@ -147,20 +147,32 @@ class VaultClient:
             lease = self.login()
             return self.send(method, path, json, lease.token, retry=retry)
 
+    def _usable(self, lease: Lease | None) -> bool:
+        if lease is None:
+            return False
+        expires = lease.expires_at
+        # An expired token-auth token is still "usable": Vault's 403 is the honest answer.
+        return expires is None or time.monotonic() < expires or not self._auth.can_login
+
     def lease(self) -> Lease:
         lease = self._lease
-        expires = lease.expires_at if lease else None
-        if lease is None or (expires is not None and time.monotonic() >= expires and self._auth.can_login):
-            return self.login()
-        return lease
+        if self._usable(lease):
+            return lease  # type: ignore[return-value]
+        with self._login_lock:  # many threads may find no token at once: one logs in
+            if self._usable(self._lease):
+                return self._lease  # type: ignore[return-value]
+            return self._login_locked()
 
     def login(self) -> Lease:
         with self._login_lock:
-            lease = self._auth.login(lambda m, p, j, t: self.send(m, p, j, t or None))
-            self._set_lease(lease)
-            self._last_login = time.monotonic()
-            log.info("vault: authenticated with %s; token ttl %.0fs renewable=%s", self._auth.method,
-                     lease.ttl, lease.renewable)
+            return self._login_locked()
+
+    def _login_locked(self) -> Lease:
+        lease = self._auth.login(lambda m, p, j, t: self.send(m, p, j, t or None))
+        self._set_lease(lease)
+        self._last_login = time.monotonic()
+        log.info("vault: authenticated with %s; token ttl %.0fs renewable=%s", self._auth.method,
+                 lease.ttl, lease.renewable)
         return lease
 
     def _set_lease(self, lease: Lease) -> None:
