@@ -162,3 +162,24 @@ async def test_opa_outage_is_503_and_decisions_resume_when_it_is_back():
     finally:
         svc.stop()
         await pipeline.aclose()
+
+
+async def test_bundle_revision_reaches_the_result_and_keys_the_cache(tmp_path):
+    from zerotrust.policy.cache import DecisionCache
+
+    opa = require_binary("opa", "go install github.com/open-policy-agent/opa@v1.22.4")
+    bundle = tmp_path / "bundle.tar.gz"
+    subprocess.run([opa, "build", "-b", str(POLICIES), "--revision", "rev-1", "-o", str(bundle)], check=True,
+                   capture_output=True, timeout=60)
+    port = free_port()
+    svc = Service("opa-bundle", [opa, "run", "--server", "--addr", f"{LOOPBACK}:{port}", "--log-level", "error",
+                                 "-b", str(bundle)]).start()
+    svc.wait_http(f"http://{LOOPBACK}:{port}/health?bundles", ok=lambda r: r.status_code == 200)
+    engine = OPAPolicyEngine(f"http://{LOOPBACK}:{port}")
+    cache = DecisionCache(engine, engine.builder)
+    try:
+        r = await cache.decide(RequestContext("GET", "/x", Headers()), principal(("api:read",)))
+        assert r.allow and r.revision == f"{bundle}@rev-1" == cache.revision
+    finally:
+        svc.stop()
+        await cache.aclose()
