@@ -205,3 +205,22 @@ async def test_refused():
     pool = KeepAlivePool("127.0.0.1", 1)
     with pytest.raises(OSError):
         await pool.post("/", b"{}", 1)
+
+
+async def test_httpx_transport_speaks_the_same_interface():
+    from zerotrust.policy.opa_http import HttpxTransport
+
+    server = Server(ok())
+    async with server as pool:
+        t = HttpxTransport(f"http://127.0.0.1:{pool.port}")
+        assert await t.post("/v1/data/p", b"{}", 1) == (200, b'{"result":true}')
+        await t.aclose()
+
+
+async def test_connections_are_bounded():
+    server = Server(ok())
+    async with server as pool:
+        pool._slots = asyncio.Semaphore(2)
+        answers = await asyncio.gather(*[pool.post("/", b"{}", 2) for _ in range(20)])
+        await pool.aclose()
+    assert all(a[0] == 200 for a in answers) and server.connections <= 2

@@ -14,6 +14,7 @@ import json
 import logging
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..errors import ConfigError, DependencyError
 from ..types import PolicyResult, Principal, RequestContext
@@ -44,6 +45,11 @@ class OPAPolicyEngine:
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         self.url = url
+        host = urlsplit(url).hostname
+        if url.startswith("http://") and host not in ("127.0.0.1", "localhost", "::1"):
+            # The input holds claims; a mesh may encrypt this hop, we cannot tell.
+            log.warning("policy.opa.url %s is plain HTTP to a non-loopback host: the policy input travels in clear",
+                        url)
         self.decision_path = decision_path.strip("/")
         # ?provenance makes OPA name its bundle revisions, which key the decision cache.
         self._path = prefix + data_path(decision_path) + "?provenance"

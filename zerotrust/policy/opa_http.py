@@ -34,15 +34,17 @@ _Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 class KeepAlivePool:
-    def __init__(self, host: str, port: int, *, max_idle: int = 64) -> None:
-        self.host, self.port, self.max_idle = host, port, max_idle
+    def __init__(self, host: str, port: int, *, max_connections: int = 64) -> None:
+        self.host, self.port = host, port
         self._host_header = f"{host}:{port}".encode()
         self._idle: list[_Conn] = []
+        # Bounds the connections to OPA: a burst queues here (within the timeout) instead of opening thousands.
+        self._slots = asyncio.Semaphore(max_connections)
 
     async def post(self, path: str, body: bytes, timeout: float) -> tuple[int, bytes]:
         head = (b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
                 % (path.encode(), self._host_header, len(body)))
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(timeout), self._slots:
             while self._idle:
                 conn = self._idle.pop()
                 try:
@@ -62,7 +64,7 @@ class KeepAlivePool:
         except BaseException:
             writer.close()
             raise
-        if keep and len(self._idle) < self.max_idle:
+        if keep:
             self._idle.append(conn)
         else:
             writer.close()
