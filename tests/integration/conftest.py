@@ -3,7 +3,7 @@
 The sidecar runs ``examples/quickstart.yaml`` (API keys in SQLite, built-in policy)
 plus one anonymous rule for ``/public/**``, with a temporary key database and keys
 made by the real ``zerotrust apikey create`` CLI. Processes start once per session
-(sidecar, upstream) or per module (each proxy) to keep the suite fast.
+(sidecar, upstream) or per module (Envoy, nginx, Caddy) to keep the suite fast.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from tests.support.procs import LOOPBACK, Service, free_port
-from tests.support.proxies import RunningProxy, start_envoy, start_nginx
+from tests.support.proxies import RunningProxy, start_caddy, start_envoy, start_nginx
 from tests.support.upstream import RecordingUpstream
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml"
@@ -45,12 +45,21 @@ def write_sidecar_config(directory: Path, port: int, admin_port: int) -> Path:
     return path
 
 
-def create_key(config: Path, name: str, *scopes: str) -> str:
-    argv = [sys.executable, "-m", "zerotrust", "apikey", "create", "--config", str(config), "--name", name]
-    for scope in scopes:
-        argv += ["--scope", scope]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True)
-    return out.stdout.strip().splitlines()[-1]
+def create_keys(config: Path, wanted: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    """Run ``zerotrust apikey create`` once per key, concurrently; the key is the last stdout line."""
+    procs = {}
+    for name, scopes in wanted.items():
+        argv = [sys.executable, "-m", "zerotrust", "apikey", "create", "--config", str(config), "--name", name]
+        for scope in scopes:
+            argv += ["--scope", scope]
+        procs[name] = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    keys = {}
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=30)
+        if proc.returncode != 0:
+            raise RuntimeError(f"apikey create {name} failed: {err}")
+        keys[name] = out.strip().splitlines()[-1]
+    return keys
 
 
 @dataclass
@@ -94,9 +103,8 @@ class Sidecar:
 def sidecar_setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Sidecar, Keys]:
     directory = tmp_path_factory.mktemp("sidecar")
     config = write_sidecar_config(directory, free_port(), free_port())
-    keys = Keys(reader=create_key(config, "reader", "api:read"),
-                writer=create_key(config, "writer", "api:read", "api:write"),
-                admin=create_key(config, "admin", "api:read", "api:write", "api:admin"))
+    keys = Keys(**create_keys(config, {"reader": ("api:read",), "writer": ("api:read", "api:write"),
+                                       "admin": ("api:read", "api:write", "api:admin")}))
     loaded = yaml.safe_load(config.read_text())["server"]
     port, admin_port = (int(loaded[k].rsplit(":", 1)[1]) for k in ("listen", "admin_listen"))
     return Sidecar(config, port, admin_port), keys
@@ -131,6 +139,13 @@ def envoy(sidecar: Sidecar, upstream: RecordingUpstream) -> Iterator[RunningProx
 @pytest.fixture(scope="module")
 def nginx(sidecar: Sidecar, upstream: RecordingUpstream) -> Iterator[RunningProxy]:
     proxy = start_nginx(sidecar.port, upstream.port)
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture(scope="module")
+def caddy(sidecar: Sidecar, upstream: RecordingUpstream) -> Iterator[RunningProxy]:
+    proxy = start_caddy(sidecar.port, upstream.port)
     yield proxy
     proxy.stop()
 

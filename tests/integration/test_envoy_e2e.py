@@ -24,7 +24,8 @@ pytestmark = pytest.mark.integration
 IDENTITY = ("x-auth-subject", "x-auth-scopes", "x-auth-issuer")
 # What a client may try in order to pass as someone else; X_Auth_Subject is the CGI-mangling twin.
 FORGED = [("X-Auth-Subject", "apikey:admin"), ("x-auth-subject", "root"), ("X-Auth-Scopes", "api:admin"),
-          ("X-Auth-Issuer", "https://evil.example"), ("X_Auth_Subject", "root")]
+          ("X-Auth-Issuer", "https://evil.example"), ("X_Auth_Subject", "root"), ("X-Auth_Scopes", "api:admin"),
+          ("X-Zerotrust-Decision-Id", "forged")]
 
 
 def mark() -> str:
@@ -81,6 +82,7 @@ def test_allow_reaches_upstream_with_identity(envoy: RunningProxy, upstream: Rec
     assert seen.values("x-auth-subject") == ["apikey:reader"]
     assert seen.values("x-auth-scopes") == ["api:read"]
     assert seen.values("x-auth-issuer") == ["zerotrust:api-key"]
+    assert seen.values("x-zerotrust-decision-id") == [r.headers["x-zerotrust-decision-id"]]
     record = sidecar.decision(r.headers["x-zerotrust-decision-id"])
     assert record is not None and (record["method"], record["path"], record["allow"]) == ("GET", f"/items/{token}", True)
 
@@ -121,7 +123,8 @@ def test_forged_identity_replaced_on_authenticated_allow(any_envoy: RunningProxy
     assert seen.values("x-auth-subject") == ["apikey:reader"]
     assert seen.values("x-auth-scopes") == ["api:read"]
     assert seen.values("x-auth-issuer") == ["zerotrust:api-key"]
-    assert seen.values("x_auth_subject") == []
+    assert [k for k, _ in seen.headers if "_" in k] == []  # no underscore twin got through
+    assert seen.values("x-zerotrust-decision-id") == [r.headers["x-zerotrust-decision-id"]]
 
 
 def test_forged_identity_removed_on_anonymous_allow(any_envoy: RunningProxy, upstream: RecordingUpstream,
@@ -131,6 +134,7 @@ def test_forged_identity_removed_on_anonymous_allow(any_envoy: RunningProxy, ups
     assert r.status_code == 200
     [seen] = upstream.requests(token)
     assert [k for k, _ in seen.headers if k.lower().replace("_", "-") in IDENTITY] == []
+    assert "forged" not in seen.values("x-zerotrust-decision-id")
 
 
 def test_config_alone_strips_forged_identity(envoy_naive_authz: RunningProxy, upstream: RecordingUpstream,
@@ -140,6 +144,7 @@ def test_config_alone_strips_forged_identity(envoy_naive_authz: RunningProxy, up
     assert r.status_code == 200
     [seen] = upstream.requests(token)
     assert [k for k, _ in seen.headers if k.lower().replace("_", "-") in IDENTITY] == []
+    assert "forged" not in seen.values("x-zerotrust-decision-id")
 
 
 # --- deny --------------------------------------------------------------------------------

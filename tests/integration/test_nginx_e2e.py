@@ -24,7 +24,8 @@ pytestmark = pytest.mark.integration
 
 IDENTITY = ("x-auth-subject", "x-auth-scopes", "x-auth-issuer")
 FORGED = [("X-Auth-Subject", "apikey:admin"), ("x-auth-subject", "root"), ("X-Auth-Scopes", "api:admin"),
-          ("X-Auth-Issuer", "https://evil.example"), ("X_Auth_Subject", "root")]
+          ("X-Auth-Issuer", "https://evil.example"), ("X_Auth_Subject", "root"), ("X-Auth_Scopes", "api:admin"),
+          ("X-Zerotrust-Decision-Id", "forged")]
 
 
 def mark() -> str:
@@ -99,7 +100,7 @@ def test_api_key_as_bearer_token(nginx: RunningProxy, upstream: RecordingUpstrea
 
 
 def test_forged_identity_replaced_on_authenticated_allow(nginx: RunningProxy, upstream: RecordingUpstream,
-                                                         keys: Keys, client: httpx.Client) -> None:
+                                                         keys: Keys, sidecar: Sidecar, client: httpx.Client) -> None:
     token = mark()
     r = client.get(f"{nginx.url}/items/{token}", headers=[("X-API-Key", keys.reader), *FORGED])
     assert r.status_code == 200
@@ -107,7 +108,9 @@ def test_forged_identity_replaced_on_authenticated_allow(nginx: RunningProxy, up
     assert seen.values("x-auth-subject") == ["apikey:reader"]
     assert seen.values("x-auth-scopes") == ["api:read"]
     assert seen.values("x-auth-issuer") == ["zerotrust:api-key"]
-    assert seen.values("x_auth_subject") == []
+    assert [k for k, _ in seen.headers if "_" in k] == []  # no underscore twin got through
+    [decision_id] = seen.values("x-zerotrust-decision-id")
+    assert sidecar.decision(decision_id) is not None
 
 
 def test_forged_identity_removed_on_anonymous_allow(nginx: RunningProxy, upstream: RecordingUpstream,
@@ -117,6 +120,7 @@ def test_forged_identity_removed_on_anonymous_allow(nginx: RunningProxy, upstrea
     assert r.status_code == 200
     [seen] = upstream.requests(token)
     assert [k for k, _ in seen.headers if k.lower().replace("_", "-") in IDENTITY] == []
+    assert "forged" not in seen.values("x-zerotrust-decision-id")
 
 
 def test_config_alone_strips_forged_identity(nginx_naive_authz: RunningProxy, upstream: RecordingUpstream,
@@ -126,6 +130,7 @@ def test_config_alone_strips_forged_identity(nginx_naive_authz: RunningProxy, up
     assert r.status_code == 200
     [seen] = upstream.requests(token)
     assert [k for k, _ in seen.headers if k.lower().replace("_", "-") in IDENTITY] == []
+    assert "forged" not in seen.values("x-zerotrust-decision-id")
 
 
 def test_the_check_location_is_internal(nginx: RunningProxy, upstream: RecordingUpstream, keys: Keys,

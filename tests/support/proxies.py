@@ -1,4 +1,4 @@
-"""Render the proxy configs users copy (sidecar/envoy, sidecar/nginx) and run the real proxies.
+"""Render the proxy configs users copy (sidecar/envoy, nginx, caddy) and run the real proxies.
 
 Rendering does what ``envsubst '${ZT_A} ${ZT_B}'`` does for users: it replaces only
 ``${ZT_*}`` placeholders, which matters for nginx, whose own variables look alike
@@ -9,6 +9,7 @@ so a new placeholder in a shipped config cannot go untested.
 from __future__ import annotations
 
 import http.client
+import os
 import re
 import shutil
 import tempfile
@@ -22,6 +23,7 @@ SIDECAR_DIR = Path(__file__).resolve().parents[2] / "sidecar"
 ENVOY_TEMPLATE = SIDECAR_DIR / "envoy" / "envoy.yaml"
 NGINX_DIR = SIDECAR_DIR / "nginx"
 NGINX_FILES = ("nginx.conf", "zerotrust-http.conf", "zerotrust-server.conf", "zerotrust-location.conf")
+CADDYFILE = SIDECAR_DIR / "caddy" / "Caddyfile"
 
 _PLACEHOLDER = re.compile(r"\$\{(ZT_[A-Z0-9_]+)\}")
 
@@ -97,6 +99,25 @@ def start_nginx(sidecar_port: int, upstream_port: int, *, name: str = "nginx") -
     (workdir / "tmp").mkdir()
     # -p: every relative path in nginx.conf (pid, temp dirs, includes) stays inside workdir.
     service = Service(name, [binary, "-p", str(workdir), "-c", "nginx.conf", "-g", "daemon off;"]).start()
+    try:
+        service.wait_port(port)
+    except Exception:
+        service.stop()
+        raise
+    return RunningProxy(name, port, service, workdir)
+
+
+def start_caddy(sidecar_port: int, upstream_port: int, *, name: str = "caddy") -> RunningProxy:
+    """Run Caddy with sidecar/caddy/Caddyfile; Caddy reads the {$ZT_*} placeholders from its environment."""
+    binary = require_binary("caddy", "apt-get install caddy")
+    port, admin_port = free_port(), free_port()
+    workdir = _workdir(name)
+    env = dict(os.environ, HOME=str(workdir), XDG_CONFIG_HOME=str(workdir), XDG_DATA_HOME=str(workdir),
+               ZT_CADDY_SITE=f"http://:{port}", ZT_CADDY_BIND=LOOPBACK, ZT_CADDY_ADMIN=f"{LOOPBACK}:{admin_port}",
+               ZT_SIDECAR_ADDRESS=LOOPBACK, ZT_SIDECAR_PORT=str(sidecar_port),
+               ZT_UPSTREAM_ADDRESS=LOOPBACK, ZT_UPSTREAM_PORT=str(upstream_port))
+    service = Service(name, [binary, "run", "--config", str(CADDYFILE), "--adapter", "caddyfile"], env=env,
+                      cwd=workdir).start()
     try:
         service.wait_port(port)
     except Exception:
