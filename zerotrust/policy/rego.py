@@ -110,19 +110,19 @@ class RegoPolicyEngine:
             out = interpreter.query_bundle_entrypoint(bundle, self.entrypoint)
         except self._regopy.RegoError as exc:
             raise self._failed(f"Rego evaluation failed: {str(exc)[:300]}") from None
-        text = str(out)
         if not out.ok():
-            raise self._failed(f"Rego evaluation error: {text[:300]}")
-        if text == "undefined":
+            raise self._failed(f"Rego evaluation error: {str(out)[:300]}")
+        results = out.results  # parsed once by regopy
+        if not results or not results[0].expressions:
             self.undefined += 1
             if self.undefined == 1 or self.undefined % 1000 == 0:  # a wrong package would flood the log
                 log.warning("Rego decision %s is undefined (%d times): deny", self.entrypoint, self.undefined)
             return PolicyResult(False, "policy.undefined", engine=self.name, revision=self.revision,
                                 input_hash=ihash)
         try:
-            result = json.loads(text)["expressions"][0]
-            return parse_decision(result, engine=self.name, revision=self.revision, input_hash=ihash)
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            return parse_decision(results[0].expressions[0], engine=self.name, revision=self.revision,
+                                  input_hash=ihash)
+        except MalformedDecision as exc:
             raise self._failed(f"Rego decision is malformed: {exc}") from None
 
     async def decide(self, request: RequestContext, principal: Principal | None,
