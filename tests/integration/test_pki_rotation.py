@@ -102,6 +102,12 @@ def _handshake_serial(port: int, cadata: str) -> int:
         return _serial(tls.getpeercert(binary_form=True))
 
 
+def _serve(listener: socket.socket, ctx: ssl.SSLContext, stop: threading.Event) -> threading.Thread:
+    thread = threading.Thread(target=_serve_forever, args=(listener, ctx, stop), daemon=True)
+    thread.start()
+    return thread
+
+
 def _serve_forever(listener: socket.socket, ctx: ssl.SSLContext, stop: threading.Event) -> None:
     listener.settimeout(0.2)
     while not stop.is_set():
@@ -109,6 +115,8 @@ def _serve_forever(listener: socket.socket, ctx: ssl.SSLContext, stop: threading
             conn, _ = listener.accept()
         except TimeoutError:
             continue
+        except OSError:  # listener closed
+            return
         try:
             with ctx.wrap_socket(conn, server_side=True):
                 pass
@@ -121,12 +129,13 @@ def test_vault_outage_keeps_current_cert_then_recovers(tmp_path, caplog):
     listener = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
     ctx = None
+    server: threading.Thread | None = None
     try:
         root = bao.setup_pki(role="sidecar", domains=[HOST])
         ctx = rotating_server_context(_config(bao, "6s"))  # no loop here: rotation runs in a thread
         rotation = ctx.rotation
         port = listener.getsockname()[1]
-        threading.Thread(target=_serve_forever, args=(listener, ctx, stop), daemon=True).start()
+        server = _serve(listener, ctx, stop)
         first = _handshake_serial(port, root)
 
         bao.stop()
@@ -146,6 +155,8 @@ def test_vault_outage_keeps_current_cert_then_recovers(tmp_path, caplog):
         assert _handshake_serial(port, root) != first
     finally:
         stop.set()
+        if server is not None:
+            server.join(2)
         if ctx is not None:
             ctx.rotation.stop()
         listener.close()
@@ -167,7 +178,7 @@ def test_mtls_with_issuing_ca(bao):
     ctx = rotating_server_context(_config(bao, "10m", extra=", require_client_cert: true"))
     listener = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
-    threading.Thread(target=_serve_forever, args=(listener, ctx, stop), daemon=True).start()
+    server = _serve(listener, ctx, stop)
     port = listener.getsockname()[1]
     try:
         issued = bao.request("POST", "pki/issue/sidecar", {"common_name": HOST, "ttl": "5m"})["data"]
@@ -187,5 +198,6 @@ def test_mtls_with_issuing_ca(bao):
                 tls.recv(1)
     finally:
         stop.set()
+        server.join(2)
         ctx.rotation.stop()
         listener.close()
