@@ -54,7 +54,9 @@ class RegoPolicyEngine:
                  builder: InputBuilder | None = None, workers: int = 0) -> None:
         import regopy  # optional extra: zerotrust[rego]
 
-        self._regopy = regopy
+        from . import rego_native  # uses regopy's C library directly: fail at start-up, not per request
+
+        self._regopy, self._native = regopy, rego_native
         self.package = package
         self.entrypoint = package.replace(".", "/") + "/decision"
         self.builder = builder or InputBuilder()
@@ -97,11 +99,9 @@ class RegoPolicyEngine:
 
     def evaluate(self, document: Mapping[str, Any], ihash: str = "") -> PolicyResult:
         """One decision, synchronously, on the calling thread."""
-        from .rego_native import UnrepresentableInput, to_input
-
         try:
-            value = to_input(document)
-        except (UnrepresentableInput, RecursionError):
+            value = self._native.to_input(document)
+        except (self._native.UnrepresentableInput, RecursionError):
             return PolicyResult(False, "input.unrepresentable", engine=self.name, revision=self.revision,
                                 input_hash=ihash)
         interpreter, bundle = self._compiled()
