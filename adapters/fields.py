@@ -78,7 +78,10 @@ def _error(status: int) -> tuple[list[tuple[bytes, bytes]], bytes]:
 
 
 def _dump(doc: Any) -> bytes:
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    try:
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\\ud800") elsewhere in the document: escape everything
+        return json.dumps(doc, separators=(",", ":")).encode("ascii")
 
 
 class FieldEncryptionMiddleware:
@@ -139,25 +142,27 @@ class FieldEncryptionMiddleware:
                 raise _Reject(413, f"request body over {self.max_request_body} bytes")
             if not message.get("more_body", False):
                 break
-        new_body = bytes(body)
-        if body.strip():
-            try:
-                doc = json.loads(body)
-            except (ValueError, RecursionError):
-                if content_type is None:
-                    return scope, _replay(new_body, receive)  # untyped and not JSON: pass through
-                raise _Reject(400, "request body is not valid JSON") from None
-            try:
-                new = await self.encryptor.aencrypt_document(doc, self.request_specs, **self._ctx(scope))
-            except DependencyError as exc:
-                raise _Reject(503, f"key store: {exc.detail or exc.reason}") from None
-            except ZeroTrustError as exc:
-                raise _Reject(400, exc.detail or exc.reason) from None
-            except Exception as exc:  # a bug must not let the plaintext through
-                log.exception("field encryption failed")
-                raise _Reject(500, type(exc).__name__) from None
-            if new is not doc:
-                new_body = _dump(new)
+        original = bytes(body)
+        if not original.strip():
+            return scope, _replay(original, receive)
+        try:
+            doc = json.loads(original)
+        except (ValueError, RecursionError):
+            if content_type is None:
+                return scope, _replay(original, receive)  # untyped and not JSON: not ours
+            raise _Reject(400, "request body is not valid JSON") from None
+        try:
+            new = await self.encryptor.aencrypt_document(doc, self.request_specs, **self._ctx(scope))
+        except DependencyError as exc:
+            raise _Reject(503, f"key store: {exc.detail or exc.reason}") from None
+        except ZeroTrustError as exc:
+            raise _Reject(400, exc.detail or exc.reason) from None
+        except Exception as exc:  # a bug must not let the plaintext through
+            log.exception("field encryption failed")
+            raise _Reject(500, type(exc).__name__) from None
+        if new is doc:  # no configured field in this body: forward it byte for byte
+            return scope, _replay(original, receive)
+        new_body = _dump(new)
         headers = [(k, v) for k, v in scope["headers"] if k.lower() not in (b"content-length", b"transfer-encoding")]
         headers.append((b"content-length", str(len(new_body)).encode()))
         return {**scope, "headers": headers}, _replay(new_body, receive)

@@ -229,6 +229,8 @@ def test_input_limits_and_ambiguity():
         enc.encrypt_document({"v": "x" * MAX_VALUE_BYTES}, ["$.v"])
     with pytest.raises(FieldInputError, match="not plain JSON"):
         enc.encrypt_document({"v": float("nan")}, ["$.v"])
+    with pytest.raises(FieldInputError, match="unpaired surrogate"):
+        enc.encrypt_document(json.loads('{"v": "\\ud800"}'), ["$.v"])
     with pytest.raises(FieldInputError, match=f"more than {MAX_FIELDS}"):
         enc.encrypt_document({"r": [0] * (MAX_FIELDS + 1)}, ["$.r[*]"])
     with pytest.raises(FieldInputError, match="overlap"):

@@ -213,6 +213,16 @@ async def test_non_json_responses_and_other_fields_pass_through(stack):
     assert r.content == b'{"other": 1}' and r.headers["etag"] == '"x"'  # nothing selected: byte for byte
 
 
+async def test_lone_surrogates_elsewhere_survive_reserialisation(stack):
+    raw = b'{"ssn": "1", "note": "\\ud800"}'
+    async with client(stack.mw) as c:
+        r = await c.post("/p", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 200 and json.loads(stack.app.seen[0])["note"] == "\ud800"
+    async with client(stack.mw) as c:
+        r = await c.post("/p", content=b'{"ssn": "\\ud800"}', headers={"content-type": "application/json"})
+    assert r.status_code == 400 and len(stack.app.seen) == 1
+
+
 async def test_request_without_selected_fields_is_forwarded_byte_for_byte(stack):
     raw = b'{ "name" : "Ada" }'
     async with client(stack.mw) as c:
@@ -249,3 +259,10 @@ async def test_other_scope_types_pass_through(stack):
     await mw({"type": "lifespan"}, None, None)
     await mw({"type": "websocket", "headers": []}, None, None)
     assert called == ["lifespan", "websocket"]
+
+
+async def test_bodyless_requests_keep_their_headers(stack):
+    async with client(stack.mw) as c:
+        r = await c.get("/p")
+    assert r.status_code == 200 and stack.app.seen == [b""]
+    assert "content-length" not in stack.app.headers[0] and stack.fake.calls == []

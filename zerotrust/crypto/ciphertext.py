@@ -18,6 +18,7 @@ import binascii
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ..errors import CryptoError, DependencyError
 
@@ -28,7 +29,12 @@ MAX_CIPHERTEXT_CHARS = 100_000  # 64 KiB plaintext plus overhead, base64-expande
 KEY_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _VERSION = re.compile(r"[1-9][0-9]{0,8}")
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
+_SHAPE = re.compile(r"ztf1\.([etd])\.([A-Za-z0-9_-]{1,128})\.([1-9][0-9]{0,8})\.([A-Za-z0-9_.-]*)")
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_TO_URL = bytes.maketrans(b"+/", b"-_")
+_FROM_URL = bytes.maketrans(b"-_", b"+/")
 NONCE_BYTES = 12
+_NONCE_CHARS = 16
 TAG_BYTES = 16
 
 
@@ -44,20 +50,33 @@ class FieldCiphertext:
 
 
 def b64e(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return binascii.b2a_base64(data, newline=False).translate(_TO_URL).rstrip(b"=").decode("ascii")
 
 
 def b64d(text: str, what: str) -> bytes:
     """Decode canonical unpadded base64url; anything else (padding, stray bits) is tampering."""
-    if not _B64URL.fullmatch(text) or len(text) % 4 == 1:
+    if not _B64URL.fullmatch(text):
         raise CryptoError(detail=f"{what}: not base64url")
+    return _b64d(text, what)
+
+
+def _b64d(text: str, what: str) -> bytes:
+    rem = len(text) % 4
+    if rem == 1:
+        raise CryptoError(detail=f"{what}: not base64url")
+    # The bits of the last character that carry no data must be zero, or two strings decode alike.
+    if rem and _ALPHABET.index(text[-1]) & (0x0F if rem == 2 else 0x03):
+        raise CryptoError(detail=f"{what}: non-canonical base64url")
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        return binascii.a2b_base64(text.encode("ascii").translate(_FROM_URL) + b"=" * (-rem % 4), strict_mode=True)
     except (binascii.Error, ValueError):
         raise CryptoError(detail=f"{what}: not base64url") from None
-    if b64e(raw) != text:
-        raise CryptoError(detail=f"{what}: non-canonical base64url")
-    return raw
+
+
+@lru_cache(maxsize=1024)
+def _b64d_shared(text: str) -> bytes:
+    # A wrapped data key repeats in every field it encrypted: decode it once.
+    return _b64d(text, "part 2")
 
 
 def looks_like(value: object) -> bool:
@@ -70,26 +89,48 @@ def parse(value: object) -> FieldCiphertext:
         raise CryptoError(detail=f"expected a {PREFIX} ciphertext string, got JSON {type(value).__name__}")
     if len(value) > MAX_CIPHERTEXT_CHARS:
         raise CryptoError(detail=f"ciphertext longer than {MAX_CIPHERTEXT_CHARS} characters")
+    m = _SHAPE.fullmatch(value)
+    if m is None:
+        _diagnose(value)
+        raise CryptoError(detail="malformed ciphertext")  # _diagnose always raises; belt and braces
+    scheme, key, version, rest = m.groups()
+    texts = rest.split(".")
+    if len(texts) != _PARTS[scheme]:
+        raise CryptoError(detail=f"scheme {scheme!r} needs {_PARTS[scheme]} data part(s)")
+    if scheme == ENVELOPE:
+        if len(texts[0]) != _NONCE_CHARS:
+            raise CryptoError(detail="envelope ciphertext has a bad nonce length")
+        # A 16-character nonce has no padding bits, so nonce and payload decode as one string.
+        both = _b64d(texts[0] + texts[2], "part 1 or 3")
+        parts: tuple[bytes, ...] = (both[:NONCE_BYTES], _b64d_shared(texts[1]), both[NONCE_BYTES:])
+        if len(parts[2]) < TAG_BYTES or not parts[1]:
+            raise CryptoError(detail="envelope ciphertext has a bad wrapped key or tag length")
+    else:
+        parts = (_b64d(texts[0], "part 1"),)
+        if len(parts[0]) < TAG_BYTES:
+            raise CryptoError(detail="ciphertext too short")
+    return FieldCiphertext(scheme, key, int(version), parts)
+
+
+def _diagnose(value: str) -> None:
+    """Say precisely what is wrong with a string that failed the shape check."""
     fields = value.split(".")
     if fields[0] != PREFIX:
         raise CryptoError(detail=f"not a {PREFIX} ciphertext")
     if len(fields) < 4 or fields[1] not in _PARTS:
         raise CryptoError(detail="unknown ciphertext scheme")
-    scheme, key, version = fields[1], fields[2], fields[3]
-    if len(fields) != 4 + _PARTS[scheme]:
-        raise CryptoError(detail=f"scheme {scheme!r} needs {_PARTS[scheme]} data part(s)")
-    if not KEY_NAME.fullmatch(key):
+    if not KEY_NAME.fullmatch(fields[2]):
         raise CryptoError(detail="bad key name in ciphertext")
-    if not _VERSION.fullmatch(version):
+    if not _VERSION.fullmatch(fields[3]):
         raise CryptoError(detail="bad key version in ciphertext")
-    parts = tuple(b64d(p, f"part {i + 1}") for i, p in enumerate(fields[4:]))
-    if scheme == ENVELOPE and (len(parts[0]) != NONCE_BYTES or len(parts[2]) < TAG_BYTES or not parts[1]):
-        raise CryptoError(detail="envelope ciphertext has a bad nonce, wrapped key or tag length")
-    if scheme != ENVELOPE and len(parts[0]) < TAG_BYTES:
-        raise CryptoError(detail="ciphertext too short")
-    return FieldCiphertext(scheme, key, int(version), parts)
+    if len(fields) != 4 + _PARTS[fields[1]]:
+        raise CryptoError(detail=f"scheme {fields[1]!r} needs {_PARTS[fields[1]]} data part(s)")
+    for i, part in enumerate(fields[4:]):
+        b64d(part, f"part {i + 1}")
+    raise CryptoError(detail="malformed ciphertext")
 
 
+@lru_cache(maxsize=4096)
 def associated_data(scheme: str, key: str, context: str | None, field: str, version: int | None = None) -> bytes:
     """What a ciphertext is bound to (AES-GCM/SIV associated data, or the Transit plaintext header).
 

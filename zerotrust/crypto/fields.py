@@ -132,9 +132,8 @@ class FieldEncryptor:
 
     def _encrypt(self, doc: Any, specs: tuple[FieldSpec, ...], context: str | None) -> Flow[Any]:
         groups: dict[Any, list[tuple[Location, str, bytes]]] = {self._random: [], deterministic: []}
-        for loc, det in _collect(doc, specs):
-            b = binding(loc)
-            groups[deterministic if det else self._random].append((loc, b, encode_value(get(doc, loc), b)))
+        for loc, b, value, det in _collect(doc, specs):
+            groups[deterministic if det else self._random].append((loc, b, encode_value(value, b)))
         updates: dict[Location, Any] = {}
         for scheme, items in groups.items():
             if items:
@@ -145,8 +144,7 @@ class FieldEncryptor:
     def _parsed(self, doc: Any, specs: tuple[FieldSpec, ...], strict: bool
                 ) -> dict[str, list[tuple[Location, str, fmt.FieldCiphertext]]]:
         groups: dict[str, list[tuple[Location, str, fmt.FieldCiphertext]]] = {s: [] for s in _SCHEMES}
-        for loc, _ in _collect(doc, specs):
-            b, value = binding(loc), get(doc, loc)
+        for loc, b, value, _ in _collect(doc, specs):
             if not fmt.looks_like(value):
                 if strict:
                     raise CryptoError(detail=f"{b}: not a {fmt.PREFIX} ciphertext")
@@ -202,21 +200,28 @@ def _provider_for(config: Any) -> Any:
     return build_key_provider(config)
 
 
-def _collect(doc: Any, specs: tuple[FieldSpec, ...]) -> list[tuple[Location, bool]]:
-    """Every selected location once; refuse ambiguity (overlaps, disagreeing flags) and unbounded work."""
-    seen: dict[Location, bool] = {}
+def _collect(doc: Any, specs: tuple[FieldSpec, ...]) -> list[tuple[Location, str, Any, bool]]:
+    """Every selected field once as (location, binding, value, deterministic); refuse ambiguity
+    (overlapping paths, disagreeing flags) and unbounded work."""
+    if len(specs) == 1:  # the common case: one path never matches a location twice nor overlaps itself
+        found = specs[0].path.matches(doc)
+        if len(found) > MAX_FIELDS:
+            raise FieldInputError(detail=f"more than {MAX_FIELDS} fields selected in one document")
+        det = specs[0].deterministic
+        return [(loc, b, value, det) for loc, b, value in found]
+    seen: dict[Location, tuple[Location, str, Any, bool]] = {}
     for spec in specs:
-        for loc in spec.path.find(doc):
-            prev = seen.setdefault(loc, spec.deterministic)
-            if prev != spec.deterministic:
-                raise FieldInputError(detail=f"{binding(loc)} is selected both as deterministic and not")
+        for loc, b, value in spec.path.matches(doc):
+            prev = seen.setdefault(loc, (loc, b, value, spec.deterministic))
+            if prev[3] != spec.deterministic:
+                raise FieldInputError(detail=f"{b} is selected both as deterministic and not")
             if len(seen) > MAX_FIELDS:
                 raise FieldInputError(detail=f"more than {MAX_FIELDS} fields selected in one document")
     for loc in seen:
         for n in range(1, len(loc)):
             if loc[:n] in seen:
                 raise FieldInputError(detail=f"paths overlap: {binding(loc[:n])} contains {binding(loc)}")
-    return list(seen.items())
+    return list(seen.values())
 
 
 def _location_of(path: str) -> Location:

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 MAX_PATH_CHARS = 1024
@@ -47,14 +47,52 @@ class JsonPath:
     def __str__(self) -> str:
         return self.text
 
-    def find(self, doc: Any) -> Iterator[Location]:
-        """Yield each concrete location this path matches, in document order."""
-        yield from _walk(doc, self.segments, ())
+    def find(self, doc: Any) -> list[Location]:
+        """Each concrete location this path matches, in document order."""
+        return [loc for loc, _, _ in self.matches(doc)]
+
+    def matches(self, doc: Any) -> list[tuple[Location, str, Any]]:
+        """(location, binding, value) for each match, in document order.
+
+        Breadth-first, one list per segment: no recursion, no generator chain (this
+        runs once per document on the request path).
+        """
+        frontier: list[tuple[Location, str, Any]] = [((), "$", doc)]
+        for seg in self.segments:
+            nxt: list[tuple[Location, str, Any]] = []
+            add = nxt.append
+            if seg is WILDCARD:
+                for here, bound, node in frontier:
+                    if isinstance(node, list):
+                        star = bound + "[*]"
+                        for i, child in enumerate(node):
+                            add((here + (i,), star, child))
+                    elif isinstance(node, dict):
+                        for k, child in node.items():
+                            add((here + (k,), bound + _member(k), child))
+            elif isinstance(seg, int):
+                for here, bound, node in frontier:
+                    if isinstance(node, list) and seg < len(node):
+                        add((here + (seg,), bound + "[*]", node[seg]))
+            else:
+                member = _member(seg)
+                for here, bound, node in frontier:
+                    if isinstance(node, dict) and seg in node:
+                        add((here + (seg,), bound + member, node[seg]))
+            frontier = nxt
+            if not frontier:
+                break
+        return frontier
+
+
+@lru_cache(maxsize=4096)
+def _member(name: str) -> str:
+    return "[" + json.dumps(name) + "]"
 
 
 def binding(location: Location) -> str:
     """The canonical, unambiguous field name a ciphertext is bound to (indices erased)."""
-    return "$" + "".join("[*]" if isinstance(s, int) else "[" + json.dumps(s) + "]" for s in location)
+    return "$" + "".join("[*]" if isinstance(s, int) else _member(s) for s in location)
 
 
 def parse(text: str) -> JsonPath:
@@ -120,25 +158,6 @@ def _quoted(text: str, i: int) -> tuple[str, int]:
     raise PathError(f"JSON path {text!r}: unterminated quoted name starting at offset {i}")
 
 
-def _walk(node: Any, segments: tuple[Segment, ...], here: Location) -> Iterator[Location]:
-    if not segments:
-        yield here
-        return
-    seg, rest = segments[0], segments[1:]
-    if seg is WILDCARD:
-        if isinstance(node, list):
-            for i, child in enumerate(node):
-                yield from _walk(child, rest, here + (i,))
-        elif isinstance(node, dict):
-            for k, child in node.items():
-                yield from _walk(child, rest, here + (k,))
-    elif isinstance(seg, int):
-        if isinstance(node, list) and seg < len(node):
-            yield from _walk(node[seg], rest, here + (seg,))
-    elif isinstance(node, dict) and seg in node:
-        yield from _walk(node[seg], rest, here + (seg,))
-
-
 def get(doc: Any, location: Location) -> Any:
     for part in location:
         doc = doc[part]
@@ -149,15 +168,25 @@ def assign(doc: Any, updates: dict[Location, Any]) -> Any:
     """Return ``doc`` with ``updates`` applied, copying only the containers on the way.
 
     The caller's document is never modified, and untouched branches are shared.
+    Locations must not overlap (one a prefix of another); callers check that.
     """
     if not updates:
         return doc
     if () in updates:
         return updates[()]
-    by_head: dict[str | int, dict[Location, Any]] = {}
+    root: Any = list(doc) if isinstance(doc, list) else dict(doc)
+    copies: dict[Location, Any] = {(): root}
     for loc, value in updates.items():
-        by_head.setdefault(loc[0], {})[loc[1:]] = value
-    copy: Any = list(doc) if isinstance(doc, list) else dict(doc)
-    for head, sub in by_head.items():
-        copy[head] = assign(doc[head], sub)
-    return copy
+        parent = copies.get(loc[:-1])
+        if parent is None:
+            parent = root
+            for depth in range(1, len(loc)):
+                prefix = loc[:depth]
+                copied = copies.get(prefix)
+                if copied is None:
+                    child = parent[loc[depth - 1]]
+                    copied = list(child) if isinstance(child, list) else dict(child)
+                    parent[loc[depth - 1]] = copies[prefix] = copied
+                parent = copied
+        parent[loc[-1]] = value
+    return root

@@ -7,6 +7,7 @@ encryption must turn equal values into equal bytes.
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from ..errors import CryptoError, ZeroTrustError
@@ -26,8 +27,13 @@ class FieldInputError(ZeroTrustError):
 
 def encode_value(value: Any, field: str) -> bytes:
     try:
-        data = json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False,
-                          allow_nan=False).encode("utf-8")
+        if type(value) is str:  # the common case; byte-identical to json.dumps(ensure_ascii=False)
+            data = encode_basestring(value).encode("utf-8")
+        else:
+            data = json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False,
+                              allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError:  # "\ud800" is valid JSON text but no valid UTF-8: it would not round-trip
+        raise FieldInputError(detail=f"{field}: value contains an unpaired surrogate") from None
     except (TypeError, ValueError) as exc:
         raise FieldInputError(detail=f"{field}: value is not plain JSON ({exc})") from None
     if len(data) > MAX_VALUE_BYTES:
