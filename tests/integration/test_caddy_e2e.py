@@ -17,7 +17,7 @@ import pytest
 
 from tests.integration.conftest import Keys, Sidecar
 from tests.support.proxies import RunningProxy, send_raw, start_caddy
-from tests.support.upstream import UPSTREAM_MARK, RecordingUpstream
+from tests.support.upstream import UPSTREAM_MARK, RecordingUpstream, SilentServer
 from zerotrust.credentials.api_key_format import generate_key
 
 pytestmark = pytest.mark.integration
@@ -46,6 +46,15 @@ def caddy_naive_authz(upstream: RecordingUpstream) -> Iterator[RunningProxy]:
     """The shipped Caddyfile in front of an authz service that allows everything and sets no identity."""
     with RecordingUpstream() as naive:
         proxy = start_caddy(naive.port, upstream.port, name="caddy-naive-authz")
+        yield proxy
+        proxy.stop()
+
+
+@pytest.fixture(scope="module")
+def caddy_hung_authz(upstream: RecordingUpstream) -> Iterator[RunningProxy]:
+    """The shipped config in front of an authorization service that accepts and never answers."""
+    with SilentServer() as silent:
+        proxy = start_caddy(silent.port, upstream.port, name="caddy-hung-authz")
         yield proxy
         proxy.stop()
 
@@ -156,6 +165,16 @@ def test_non_canonical_paths_are_400_and_never_reach_upstream(caddy: RunningProx
     r = send_raw(caddy.port, "GET", target.format(t=token), key(keys.admin))
     assert r.status == 400
     assert r.values(UPSTREAM_MARK) == [] and upstream.requests(token) == []
+
+
+def test_hung_sidecar_times_out_closed(caddy_hung_authz: RunningProxy, upstream: RecordingUpstream, keys: Keys,
+                                        client: httpx.Client) -> None:
+    token = mark()
+    started = time.monotonic()
+    r = client.get(f"{caddy_hung_authz.url}/items/{token}", headers=key(keys.reader))
+    assert r.status_code == 503
+    assert time.monotonic() - started < 3  # the config's 1 s check timeout, not the client's 5 s
+    assert_never_reached(upstream, token, r)
 
 
 def test_sidecar_down_is_503_and_recovers(caddy: RunningProxy, upstream: RecordingUpstream, keys: Keys,

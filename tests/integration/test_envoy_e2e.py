@@ -16,7 +16,7 @@ import pytest
 
 from tests.integration.conftest import Keys, Sidecar
 from tests.support.proxies import RunningProxy, send_raw, start_envoy
-from tests.support.upstream import UPSTREAM_MARK, RecordingUpstream
+from tests.support.upstream import UPSTREAM_MARK, RecordingUpstream, SilentServer
 from zerotrust.credentials.api_key_format import generate_key
 
 pytestmark = pytest.mark.integration
@@ -67,6 +67,15 @@ def envoy_naive_authz(upstream: RecordingUpstream) -> Iterator[RunningProxy]:
 @pytest.fixture(params=["shipped", "sidecar-only"])
 def any_envoy(request: pytest.FixtureRequest) -> RunningProxy:
     return request.getfixturevalue("envoy" if request.param == "shipped" else "envoy_sidecar_only")
+
+
+@pytest.fixture(scope="module")
+def envoy_hung_authz(upstream: RecordingUpstream) -> Iterator[RunningProxy]:
+    """The shipped config in front of an authorization service that accepts and never answers."""
+    with SilentServer() as silent:
+        proxy = start_envoy(silent.port, upstream.port, name="envoy-hung-authz")
+        yield proxy
+        proxy.stop()
 
 
 # --- allow -------------------------------------------------------------------------------
@@ -240,6 +249,16 @@ def test_throttled_client_gets_429_even_with_a_good_key(envoy: RunningProxy, ups
     assert_never_reached(upstream, token, r)
     time.sleep(1.1)  # let the window pass: the other tests share this client address
     assert client.get(f"{envoy.url}/items/{token}", headers=key(keys.reader)).status_code == 200
+
+
+def test_hung_sidecar_times_out_closed(envoy_hung_authz: RunningProxy, upstream: RecordingUpstream, keys: Keys,
+                                        client: httpx.Client) -> None:
+    token = mark()
+    started = time.monotonic()
+    r = client.get(f"{envoy_hung_authz.url}/items/{token}", headers=key(keys.reader))
+    assert r.status_code == 503
+    assert time.monotonic() - started < 3  # the config's 1 s check timeout, not the client's 5 s
+    assert_never_reached(upstream, token, r)
 
 
 # --- the sidecar goes away (keep last: it restarts the shared sidecar) ----------------------

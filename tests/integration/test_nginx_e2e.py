@@ -17,7 +17,7 @@ import pytest
 
 from tests.integration.conftest import Keys, Sidecar
 from tests.support.proxies import RunningProxy, send_raw, start_nginx
-from tests.support.upstream import UPSTREAM_MARK, RecordingUpstream
+from tests.support.upstream import UPSTREAM_MARK, RecordingUpstream, SilentServer
 from zerotrust.credentials.api_key_format import generate_key
 
 pytestmark = pytest.mark.integration
@@ -48,6 +48,15 @@ def nginx_naive_authz(upstream: RecordingUpstream) -> Iterator[RunningProxy]:
     """The shipped config in front of an authz service that allows everything and sets no identity."""
     with RecordingUpstream() as naive:
         proxy = start_nginx(naive.port, upstream.port, name="nginx-naive-authz")
+        yield proxy
+        proxy.stop()
+
+
+@pytest.fixture(scope="module")
+def nginx_hung_authz(upstream: RecordingUpstream) -> Iterator[RunningProxy]:
+    """The shipped config in front of an authorization service that accepts and never answers."""
+    with SilentServer() as silent:
+        proxy = start_nginx(silent.port, upstream.port, name="nginx-hung-authz")
         yield proxy
         proxy.stop()
 
@@ -222,6 +231,16 @@ def test_throttled_client_gets_429_not_500(nginx: RunningProxy, upstream: Record
     assert_denied(r, 429, upstream, token)
     record = sidecar.decision(r.headers["x-zerotrust-decision-id"])
     assert record is not None and record["peer"] == peer
+
+
+def test_hung_sidecar_times_out_closed(nginx_hung_authz: RunningProxy, upstream: RecordingUpstream, keys: Keys,
+                                        client: httpx.Client) -> None:
+    token = mark()
+    started = time.monotonic()
+    r = client.get(f"{nginx_hung_authz.url}/items/{token}", headers=key(keys.reader))
+    assert r.status_code == 503
+    assert time.monotonic() - started < 3  # the config's 1 s check timeout, not the client's 5 s
+    assert r.headers.get(UPSTREAM_MARK) is None and upstream.requests(token) == []
 
 
 # --- the sidecar goes away (keep last: it restarts the shared sidecar) ----------------------

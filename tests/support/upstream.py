@@ -8,6 +8,7 @@ so a test can also tell an upstream answer from one the proxy made up.
 
 from __future__ import annotations
 
+import socket
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -108,3 +109,37 @@ class RecordingUpstream:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class SilentServer:
+    """Accepts connections, reads what arrives and never answers: a hung authorization service."""
+
+    def __init__(self) -> None:
+        self._sock = socket.create_server((LOOPBACK, 0))
+        self._held: list[socket.socket] = []
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name="silent-server", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self._sock.getsockname()[1]
+
+    def _accept(self) -> None:
+        self._sock.settimeout(0.2)
+        while not self._stopped.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            self._held.append(conn)  # keep it open, say nothing
+
+    def __enter__(self) -> SilentServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopped.set()
+        self._thread.join(2)
+        for conn in self._held:
+            conn.close()
+        self._sock.close()
