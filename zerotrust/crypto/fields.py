@@ -14,41 +14,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, CryptoError
 from . import ciphertext as fmt
 from . import deterministic, envelope, transit
-from .jsonpath import WILDCARD, JsonPath, Location, PathError, assign, binding, get, parse
+from .jsonpath import JsonPath, Location, assign, get
 from .keyring import Flow, Keyring, latest_version, run_async, run_sync
-from .values import MAX_FIELDS, FieldInputError, decode_value, encode_value
+from .selection import FieldSpec, PathsArg, collect, document_with, field_specs, location_of
+from .values import FieldInputError, decode_value, encode_value
 
 _DEFAULT: Any = object()
 _SCHEMES = {fmt.ENVELOPE: envelope, fmt.TRANSIT: transit, fmt.DETERMINISTIC: deterministic}
-
-
-@dataclass(frozen=True, slots=True)
-class FieldSpec:
-    path: JsonPath
-    deterministic: bool = False
-
-
-PathsArg = Iterable[Any] | None  # str, FieldSpec, or anything with .path and .deterministic (FieldPathConfig)
-
-
-def field_specs(paths: Iterable[Any]) -> tuple[FieldSpec, ...]:
-    out = []
-    for p in paths:
-        if isinstance(p, FieldSpec):
-            out.append(p)
-            continue
-        text, det = (p, False) if isinstance(p, str) else (p.path, bool(getattr(p, "deterministic", False)))
-        try:
-            out.append(FieldSpec(parse(text), det))
-        except PathError as exc:
-            raise FieldInputError(detail=str(exc)) from None
-    return tuple(out)
 
 
 class FieldEncryptor:
@@ -105,8 +82,8 @@ class FieldEncryptor:
 
         With ``deterministic=True`` this is the search term for an equality lookup.
         """
-        loc = _location_of(path)
-        doc = _document_with(loc, value)
+        loc = location_of(path)
+        doc = document_with(loc, value)
         out = self.encrypt_document(doc, [FieldSpec(JsonPath(path, loc), deterministic)], context=context)
         return get(out, loc)
 
@@ -132,7 +109,7 @@ class FieldEncryptor:
 
     def _encrypt(self, doc: Any, specs: tuple[FieldSpec, ...], context: str | None) -> Flow[Any]:
         groups: dict[Any, list[tuple[Location, str, bytes]]] = {self._random: [], deterministic: []}
-        for loc, b, value, det in _collect(doc, specs):
+        for loc, b, value, det in collect(doc, specs):
             groups[deterministic if det else self._random].append((loc, b, encode_value(value, b)))
         updates: dict[Location, Any] = {}
         for scheme, items in groups.items():
@@ -144,7 +121,7 @@ class FieldEncryptor:
     def _parsed(self, doc: Any, specs: tuple[FieldSpec, ...], strict: bool
                 ) -> dict[str, list[tuple[Location, str, fmt.FieldCiphertext]]]:
         groups: dict[str, list[tuple[Location, str, fmt.FieldCiphertext]]] = {s: [] for s in _SCHEMES}
-        for loc, b, value, _ in _collect(doc, specs):
+        for loc, b, value, _ in collect(doc, specs):
             if not fmt.looks_like(value):
                 if strict:
                     raise CryptoError(detail=f"{b}: not a {fmt.PREFIX} ciphertext")
@@ -198,46 +175,6 @@ def _provider_for(config: Any) -> Any:
         raise ConfigError(f"fields.mode is {config.fields.mode!r}, which needs a 'vault' section "
                           "(mode 'local' keeps keys in a local file: not for production)")
     return build_key_provider(config)
-
-
-def _collect(doc: Any, specs: tuple[FieldSpec, ...]) -> list[tuple[Location, str, Any, bool]]:
-    """Every selected field once as (location, binding, value, deterministic); refuse ambiguity
-    (overlapping paths, disagreeing flags) and unbounded work."""
-    if len(specs) == 1:  # the common case: one path never matches a location twice nor overlaps itself
-        found = specs[0].path.matches(doc)
-        if len(found) > MAX_FIELDS:
-            raise FieldInputError(detail=f"more than {MAX_FIELDS} fields selected in one document")
-        det = specs[0].deterministic
-        return [(loc, b, value, det) for loc, b, value in found]
-    seen: dict[Location, tuple[Location, str, Any, bool]] = {}
-    for spec in specs:
-        for loc, b, value in spec.path.matches(doc):
-            prev = seen.setdefault(loc, (loc, b, value, spec.deterministic))
-            if prev[3] != spec.deterministic:
-                raise FieldInputError(detail=f"{b} is selected both as deterministic and not")
-            if len(seen) > MAX_FIELDS:
-                raise FieldInputError(detail=f"more than {MAX_FIELDS} fields selected in one document")
-    for loc in seen:
-        for n in range(1, len(loc)):
-            if loc[:n] in seen:
-                raise FieldInputError(detail=f"paths overlap: {binding(loc[:n])} contains {binding(loc)}")
-    return list(seen.values())
-
-
-def _location_of(path: str) -> Location:
-    try:
-        segments = parse(path).segments
-    except PathError as exc:
-        raise FieldInputError(detail=str(exc)) from None
-    # A search term names one field; bindings erase array indices, so any index (or '*') will do.
-    return tuple(0 if s is WILDCARD or isinstance(s, int) else s for s in segments)
-
-
-def _document_with(loc: Location, value: Any) -> Any:
-    """The smallest document holding ``value`` at ``loc``."""
-    for seg in reversed(loc):
-        value = [value] if isinstance(seg, int) else {seg: value}
-    return value
 
 
 __all__ = ["FieldEncryptor", "FieldSpec", "field_specs"]
