@@ -24,6 +24,9 @@ CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"
                                 "x-amzn-oidc-accesstoken", "x-forwarded-access-token"})
 
 _CLAIMS_MEMO_MAX = 4096
+# Built once: json.dumps(..., default=...) makes a new encoder per call. No sort_keys: the same claims in
+# another order only make a different (finer) key, never a wrong hit.
+_claims_text = _json_text = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
 class InputBuilder:
@@ -82,7 +85,7 @@ class InputBuilder:
         memo = self._claims_memo.get(id(claims))
         if memo is not None and memo[0] is claims:
             return memo[1]
-        text = json.dumps(claims, sort_keys=True, separators=(",", ":"), default=str)
+        text = _claims_text(claims)
         if len(self._claims_memo) >= _CLAIMS_MEMO_MAX:
             self._claims_memo.clear()
         self._claims_memo[id(claims)] = (claims, text)
@@ -118,7 +121,7 @@ def context_document(context: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def encode(document: Mapping[str, Any]) -> bytes:
-    return json.dumps(document, separators=(",", ":"), default=str).encode()
+    return _json_text(document).encode()
 
 
 def input_hash(encoded: bytes) -> str:
