@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import ssl
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,13 +43,15 @@ def _bao_binary() -> str:
 
 
 class OpenBao:
-    def __init__(self, workdir: Path, *, dev: bool):
+    def __init__(self, workdir: Path, *, dev: bool, tls: bool = False):
         self.binary = _bao_binary()
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.dev = dev
         self.port = free_port()
-        self.addr = f"http://{LOOPBACK}:{self.port}"
+        self.tls = tls
+        self.addr = f"{'https' if tls else 'http'}://{LOOPBACK}:{self.port}"
+        self.ca_cert: str | None = str(self.workdir / "tls" / "vault-ca.pem") if tls else None
         self.root_token = secrets.token_hex(16) if dev else ""
         self.unseal_key: str | None = None
         self._service: Service | None = None
@@ -57,8 +60,9 @@ class OpenBao:
     # --- construction ---------------------------------------------------------------
 
     @classmethod
-    def dev(cls, workdir: Path) -> OpenBao:
-        return cls(workdir, dev=True).start()
+    def dev(cls, workdir: Path, *, tls: bool = False) -> OpenBao:
+        """``tls=True``: HTTPS with a CA the server makes itself, at ``self.ca_cert``."""
+        return cls(workdir, dev=True, tls=tls).start()
 
     @classmethod
     def persistent(cls, workdir: Path) -> OpenBao:
@@ -83,8 +87,11 @@ class OpenBao:
 
     def _argv(self) -> list[str]:
         if self.dev:
+            tls = ["-dev-tls", f"-dev-tls-cert-dir={self.workdir / 'tls'}"] if self.tls else []
+            if self.tls:
+                (self.workdir / "tls").mkdir(mode=0o700, exist_ok=True)
             return [self.binary, "server", "-dev", f"-dev-root-token-id={self.root_token}",
-                    f"-dev-listen-address={LOOPBACK}:{self.port}"]
+                    f"-dev-listen-address={LOOPBACK}:{self.port}", *tls]
         return [self.binary, "server", f"-config={self.workdir / 'bao.hcl'}"]
 
     def _init(self) -> None:
@@ -140,7 +147,8 @@ class OpenBao:
         headers = {}
         if token:
             headers["X-Vault-Token"] = token if isinstance(token, str) else self.root_token
-        r = httpx.request(method, f"{self.addr}/v1/{path}", json=json, headers=headers, timeout=10)
+        verify = ssl.create_default_context(cafile=self.ca_cert) if self.ca_cert else True
+        r = httpx.request(method, f"{self.addr}/v1/{path}", json=json, headers=headers, timeout=10, verify=verify)
         if r.status_code >= 400:
             raise RuntimeError(f"OpenBao {method} {path}: {r.status_code} {r.text[:500]}")
         return r.json() if r.content else {}

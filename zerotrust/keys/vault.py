@@ -25,6 +25,7 @@ from typing import Any
 import hvac
 import hvac.exceptions
 import requests
+import requests.adapters
 
 from ..config import VaultConfig
 from ..errors import DependencyError
@@ -78,6 +79,14 @@ class VaultClient:
         self._auth = auth or auth_from_config(config)
         self._sleep = sleep
         verify: bool | str = config.ca_cert or config.verify_tls
+        if session is None:
+            session = requests.Session()
+            # Room for every to_thread worker; retries are ours, not urllib3's.
+            http = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
+            session.mount("https://", http)
+            session.mount("http://", http)
+        # hvac prefers a given session's own ``verify`` over its argument: set it, or ca_cert is ignored.
+        session.verify = verify
         # token="" stops hvac from picking up VAULT_TOKEN or ~/.vault-token behind our back.
         self._hvac = hvac.Client(url=config.addr, token="", verify=verify, timeout=config.timeout,
                                  namespace=config.namespace, allow_redirects=False, session=session)
