@@ -130,6 +130,19 @@ def test_build_key_provider_picks_vault(bao):
         provider.close()
 
 
+def test_shared_client_is_not_closed_by_the_provider(bao):
+    from zerotrust.keys import VaultClient
+
+    cfg = parse_config(_config(bao, "transit:pepper-key"))
+    client = VaultClient(cfg.vault)
+    try:
+        provider = build_key_provider(cfg, client)
+        provider.close()
+        assert provider.decrypt("fields", provider.encrypt("fields", [b"x"])) == [b"x"]
+    finally:
+        client.close()
+
+
 def test_approle_with_least_privilege(bao):
     bao.write_policy("fields-only", 'path "transit/encrypt/fields" { capabilities = ["update"] }\n'
                                     'path "transit/decrypt/fields" { capabilities = ["update"] }\n'

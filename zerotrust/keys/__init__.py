@@ -33,13 +33,18 @@ def _vault_import() -> None:
         raise ConfigError("vault: is configured but hvac is not installed: pip install 'zerotrust[vault]'") from None
 
 
-def build_key_provider(config: Config) -> KeyProvider:
-    """Vault Transit when ``config.vault`` is set, else the local key file (not for production)."""
+def build_key_provider(config: Config, client: VaultClient | None = None) -> KeyProvider:
+    """Vault Transit when ``config.vault`` is set, else the local key file (not for production).
+
+    Pass ``client`` to share one Vault token (and renewer) with a signer; it is then yours to close.
+    """
     if config.vault is None:
         return LocalKeyProvider.from_config(config)
     _vault_import()
     from .transit import VaultKeyProvider
 
+    if client is not None:
+        return VaultKeyProvider(client, config.vault.transit_mount, owns_client=False)
     return VaultKeyProvider.from_config(config.vault)
 
 

@@ -45,9 +45,10 @@ def _unb64(value: Any, what: str) -> bytes:
 class VaultKeyProvider(AsyncKeyOps):
     name = "vault"
 
-    def __init__(self, client: VaultClient, mount: str = "transit"):
+    def __init__(self, client: VaultClient, mount: str = "transit", *, owns_client: bool = True):
         self.client = client
         self.mount = mount.strip("/")
+        self._owns_client = owns_client  # a client shared with a signer is closed by whoever made it
         self._versions: dict[str, tuple[int, bool, float]] = {}
         self._lock = threading.Lock()
 
@@ -188,4 +189,5 @@ class VaultKeyProvider(AsyncKeyOps):
         return read_kv_field(self.client, path)
 
     def close(self) -> None:
-        self.client.close()
+        if self._owns_client:
+            self.client.close()
