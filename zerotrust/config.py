@@ -44,6 +44,21 @@ class ServerConfig(_Model):
     identity_headers: IdentityHeadersConfig = IdentityHeadersConfig()
     stack: Literal["uvicorn", "granian"] = "uvicorn"
     tls: "ServerTLSConfig | None" = None
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Networks (CIDR) of proxies whose X-Forwarded-For is believed; empty: the peer is the TCP client")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for net in v:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"{net!r} is not an IP network") from None
+        return v
 
     @field_validator("path_prefix")
     @classmethod

@@ -170,6 +170,16 @@ class Pipeline:
         self._audit(request, decision, credential, result, detail, time.perf_counter() - started)
         return decision
 
+    def reject(self, request: RequestContext, err: ZeroTrustError) -> Decision:
+        """A request an adapter refused before evaluation (bad path, bad prefix, adapter bug).
+
+        Still a decision with an id, rendered like any other and audited, so that
+        path attacks show up in the decision log and the metrics.
+        """
+        decision = self._error_decision(err, new_decision_id(), None, None)
+        self._audit(request, decision, None, None, err.detail, 0.0)
+        return decision
+
     def _error_decision(self, err: ZeroTrustError, decision_id: str, principal: Principal | None,
                         result: PolicyResult | None) -> Decision:
         headers = err.response_headers(self.realm) if isinstance(err, (AuthenticationError, InsufficientScope)) else ()
