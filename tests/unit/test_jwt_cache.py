@@ -158,3 +158,29 @@ async def test_cache_size_zero_disables(idp: FakeIdP, clock: FakeClock, signatur
         assert len(signature_checks) == 2
     finally:
         await v.aclose()
+
+
+def test_full_cache_eviction_stays_constant_time() -> None:
+    # regression: evicting a plain dict's first key is O(deleted slots) and grew with the cache size
+    import time
+
+    from zerotrust.credentials.jwt_cache import VerifiedTokenCache
+    from zerotrust.types import Principal
+
+    class Keys:
+        idents: frozenset[object] = frozenset()
+
+    def per_eviction(size: int, evictions: int = 20000) -> float:
+        cache = VerifiedTokenCache(size)
+        p = Principal("s", "i", "jwt")
+        for i in range(size):
+            cache.put(i.to_bytes(32, "big"), p, 0, 1, Keys(), ())  # type: ignore[arg-type]
+        digests = [i.to_bytes(32, "big") for i in range(size, size + evictions)]
+        start = time.process_time()
+        for d in digests:
+            cache.put(d, p, 0, 1, Keys(), ())  # type: ignore[arg-type]
+        assert len(cache) == size
+        return (time.process_time() - start) / evictions
+
+    small, large = per_eviction(1000), per_eviction(50000)
+    assert large < small * 3, (small, large)

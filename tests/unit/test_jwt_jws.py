@@ -9,7 +9,13 @@ import pytest
 
 from zerotrust.credentials import jws as jws_mod
 from zerotrust.credentials.jwk import KeyRejected, parse_jwk, parse_jwks
-from zerotrust.credentials.jws import b64url_decode, decode_json_object, parse_compact, signature_valid
+from zerotrust.credentials.jws import (
+    b64url_decode,
+    decode_json_object,
+    parse_compact,
+    remember_header,
+    signature_valid,
+)
 from zerotrust.errors import InvalidToken
 
 from .jwt_forge import KEYS, b64u, public_jwk, raw_signature
@@ -85,18 +91,30 @@ def test_size_cap_comes_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None
     assert info.value.reason == "deny.jwt.too_large"
 
 
-def test_header_memo_is_bounded_and_only_holds_valid_headers() -> None:
+def test_header_memo_is_bounded_and_filled_only_on_request() -> None:
     jws_mod._HEADER_MEMO.clear()
+    parsed = []
     for i in range(jws_mod.HEADER_MEMO_SIZE + 50):
         h = b64u(json.dumps({"alg": "RS256", "kid": f"k{i}"}).encode())
-        parse_compact(f"{h}.e30.c2ln", 8192)
+        parsed.append(parse_compact(f"{h}.e30.c2ln", 8192))
+    assert not jws_mod._HEADER_MEMO  # parsing alone never fills it: only verified tokens do
+    for p in parsed:
+        remember_header(p)
     assert len(jws_mod._HEADER_MEMO) == jws_mod.HEADER_MEMO_SIZE
+    again = parse_compact(f"{b64u(json.dumps({'alg': 'RS256', 'kid': 'k0'}).encode())}.e30.c2ln", 8192)
+    assert again.new_header is None and again.header is parsed[0].header
     jws_mod._HEADER_MEMO.clear()
-    bad = b64u(b'{"alg":"RS256","jku":"https://x"}')
-    for _ in range(2):
-        with pytest.raises(InvalidToken):
-            parse_compact(f"{bad}.e30.c2ln", 8192)
-    assert bad not in jws_mod._HEADER_MEMO
+
+
+@pytest.mark.parametrize("raw", [b'{"sub":"\\ud800"}', b'{"a":["x","\\udfff"]}', b'{"\\udc00":1}',
+                                 b'{"a":{"b":"\\ud83d"}}'])
+def test_lone_surrogate_escapes_are_refused(raw: bytes) -> None:
+    with pytest.raises(ValueError):
+        decode_json_object(raw)
+
+
+def test_paired_surrogate_escapes_are_fine() -> None:
+    assert decode_json_object(b'{"sub":"\\ud83d\\ude00 \\u00e9"}') == {"sub": "\U0001F600 \u00e9"}
 
 
 def test_ecdsa_requires_raw_fixed_width() -> None:

@@ -65,6 +65,8 @@ def _payload(vec: dict[str, Any]) -> Any:
         return text[:-1] + ', "iss": "https://attacker.example"}'
     if raw == "$claims-exp-1e400":
         return json.dumps(claims).replace(f'"exp": {claims["exp"]}', '"exp": 1e400')
+    if raw == "$lone-surrogate-sub":
+        return json.dumps(claims).replace('"user-1"', '"user-\\ud800"')
     if raw == "$latin1":
         return json.dumps(claims).encode().replace(b"user-1", "usér-1".encode("latin-1"))
     return raw if raw is not None else claims

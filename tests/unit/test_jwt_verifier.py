@@ -107,3 +107,18 @@ async def test_jwe_is_refused_as_invalid_token(verifier: JWTVerifier) -> None:
     with pytest.raises(InvalidToken) as info:
         await verifier.verify(cred)
     assert info.value.reason == "deny.jwt.encrypted"
+
+
+async def test_only_verified_tokens_take_header_memo_slots(verifier: JWTVerifier) -> None:
+    from zerotrust.credentials import jws
+
+    jws._HEADER_MEMO.clear()
+    forged = token("rsa-b", kid="rsa-a", header={"x-attacker": "1"})
+    with pytest.raises(InvalidToken):
+        await verifier.verify(Credential("bearer", forged))
+    assert not jws._HEADER_MEMO
+    good = token(header={"x-issuer": "1"})
+    await verifier.verify(Credential("bearer", good))
+    assert list(jws._HEADER_MEMO) == [good.split(".")[0]]
+    await verifier.verify(Credential("bearer", good))  # served from the memo
+    jws._HEADER_MEMO.clear()

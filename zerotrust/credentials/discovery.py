@@ -74,7 +74,7 @@ async def discover_jwks_uri(client: httpx.AsyncClient, issuer: str, timeout: flo
             problems.append(f"{url}: issuer in metadata does not match the configured issuer")
             continue
         jwks_uri = meta.get("jwks_uri")
-        if not trusted_url(jwks_uri):
+        if not isinstance(jwks_uri, str) or not trusted_url(jwks_uri):
             problems.append(f"{url}: jwks_uri missing or not https")
             continue
         return jwks_uri

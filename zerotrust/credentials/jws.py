@@ -59,6 +59,20 @@ def _no_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_no_constant)
 
 
+def _no_lone_surrogates(value: Any) -> None:
+    """I-JSON (RFC 7493 section 2.1): "\\ud800" escapes decode to strings no UTF-8 encoder accepts,
+    which would blow up later, far from here (identity headers, logs, policy input)."""
+    if type(value) is str:
+        value.encode("utf-8")  # UnicodeEncodeError is a ValueError
+    elif type(value) is dict:
+        for k, v in value.items():
+            k.encode("utf-8")
+            _no_lone_surrogates(v)
+    elif type(value) is list:
+        for v in value:
+            _no_lone_surrogates(v)
+
+
 def decode_json_object(raw: bytes) -> dict[str, Any]:
     text = raw.decode("utf-8")  # strict UTF-8 (RFC 7515 section 2); no encoding sniffing
     try:
@@ -67,6 +81,8 @@ def decode_json_object(raw: bytes) -> dict[str, Any]:
             raise ValueError("trailing data")
     except ValueError:
         value = _DECODER.decode(text)  # allows surrounding whitespace, still rejects garbage
+    if "\\u" in text:  # only escapes can produce surrogates; the common case skips the walk
+        _no_lone_surrogates(value)
     if type(value) is not dict:
         raise ValueError("not a JSON object")
     return value
@@ -75,13 +91,15 @@ def decode_json_object(raw: bytes) -> dict[str, Any]:
 class CompactJWS:
     """A parsed, not yet verified, compact JWS whose payload is a JSON object."""
 
-    __slots__ = ("header", "payload", "signing_input", "signature")
+    __slots__ = ("header", "payload", "signing_input", "signature", "new_header")
 
-    def __init__(self, header: dict[str, Any], payload: dict[str, Any], signing_input: bytes, signature: bytes):
+    def __init__(self, header: dict[str, Any], payload: dict[str, Any], signing_input: bytes, signature: bytes,
+                 new_header: str | None = None):
         self.header = header
         self.payload = payload
         self.signing_input = signing_input
         self.signature = signature
+        self.new_header = new_header  # the encoded header, when it was decoded (not memoized) this time
 
 
 def _checked_header(h64: str) -> dict[str, Any]:
@@ -102,8 +120,8 @@ def _checked_header(h64: str) -> dict[str, Any]:
     return header
 
 
-# An issuer signs every token with the same few headers, so a checked header is
-# remembered by its exact encoding. Bounded; callers must treat headers as read-only.
+# An issuer signs every token with the same few headers, so the header of a token that
+# verified is remembered by its exact encoding. Bounded; callers treat headers as read-only.
 _HEADER_MEMO: dict[str, dict[str, Any]] = {}
 HEADER_MEMO_SIZE = 256
 
@@ -124,17 +142,23 @@ def parse_compact(token: str, max_bytes: int) -> CompactJWS:
     h64, p64, s64 = parts
     try:
         header = _HEADER_MEMO.get(h64)
-        if header is None:
+        fresh = header is None
+        if fresh:
             header = _checked_header(h64)  # before the empty-signature check: "alg":"none" is named as such
-            if len(_HEADER_MEMO) < HEADER_MEMO_SIZE:
-                _HEADER_MEMO[h64] = header
         if not s64:
             raise deny("signature", "signature is empty")
         payload = decode_json_object(b64url_decode(p64))
         signature = b64url_decode(s64)
     except (ValueError, UnicodeError, RecursionError) as exc:  # binascii.Error is a ValueError
         raise deny("malformed", f"segment decoding: {type(exc).__name__}") from None
-    return CompactJWS(header, payload, token[: len(h64) + len(p64) + 1].encode("ascii"), signature)
+    return CompactJWS(header, payload, token[: len(h64) + len(p64) + 1].encode("ascii"), signature,
+                      h64 if fresh else None)
+
+
+def remember_header(jws: CompactJWS) -> None:
+    """Called once a token has fully verified, so only real issuers' headers take memo slots."""
+    if jws.new_header is not None and len(_HEADER_MEMO) < HEADER_MEMO_SIZE:
+        _HEADER_MEMO[jws.new_header] = jws.header
 
 
 # --- signatures ---------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from ..errors import ZeroTrustError
 from ..types import Credential, Principal, RequestContext
 from .jwk import VerificationKey
 from .jwks import IssuerKeys
-from .jws import CompactJWS, parse_compact, signature_valid
+from .jws import CompactJWS, parse_compact, remember_header, signature_valid
 from .jwt_cache import VerifiedTokenCache
 from .jwt_claims import IssuerPolicy
 from .jwt_errors import deny
@@ -91,10 +91,12 @@ class JWTVerifier:
                 raise deny("issuer", "iss missing or not a configured issuer")
             policy = issuer.policy
             policy.check_header(jws.header)
-            key = self._verified_key(issuer.keys, jws, issuer.keys.candidates)
+            key = self._verified_key(issuer.keys, jws)
             if key is None:  # keys missing, or kid unknown: only now do we await the network
                 key = await self._verified_key_after_fetch(issuer.keys, jws)
             principal, not_before, not_after = policy.validate(jws.payload, now)
+            if jws.new_header is not None:
+                remember_header(jws)
             if cache is not None:
                 cache.put(digest, principal, not_before, not_after, issuer.keys, key.ident)
             return principal
@@ -105,11 +107,11 @@ class JWTVerifier:
             raise deny("malformed", f"unexpected {type(exc).__name__}") from None
 
     @staticmethod
-    def _verified_key(keys: IssuerKeys, jws: CompactJWS, lookup: Any) -> VerificationKey | None:
+    def _verified_key(keys: IssuerKeys, jws: CompactJWS) -> VerificationKey | None:
         """The key of this issuer that verifies the signature; None if no candidate is cached."""
         header = jws.header
         alg = header["alg"]
-        candidates = lookup(header.get("kid"), alg)
+        candidates = keys.candidates(header.get("kid"), alg)
         if not candidates:
             return None
         if keys.stale:
@@ -124,7 +126,7 @@ class JWTVerifier:
             await keys.ensure_loaded()  # DependencyError if the first fetch fails
         else:
             await keys.refetch_for_unknown_kid()  # rate-limited, single-flight
-        key = self._verified_key(keys, jws, keys.candidates)
+        key = self._verified_key(keys, jws)
         if key is None:
             raise deny("unknown_key", "no key of this issuer matches kid and alg")
         return key
