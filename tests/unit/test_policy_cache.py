@@ -185,3 +185,10 @@ async def test_size_is_bounded_lru():
 async def test_name_and_revision_are_the_engines():
     cache, engine, _ = setup()
     assert cache.name == "fake" and cache.revision == "r1"
+
+
+async def test_readiness_is_the_engines():
+    cache, engine, _ = setup()
+    assert await cache.ready()
+    engine.ready = lambda: asyncio.sleep(0, result=False)
+    assert not await cache.ready()

@@ -9,6 +9,7 @@ from zerotrust.errors import ConfigError, DependencyError
 from zerotrust.pipeline import Pipeline
 from zerotrust.policy.opa import OPAPolicyEngine, data_path
 from zerotrust.policy.opa_http import KeepAlivePool, ProtocolError, transport_for
+from tests.support.procs import free_port
 from zerotrust.types import Headers, Principal, RequestContext
 
 REQ = RequestContext("GET", "/x", Headers())
@@ -224,3 +225,15 @@ async def test_connections_are_bounded():
         answers = await asyncio.gather(*[pool.post("/", b"{}", 2) for _ in range(20)])
         await pool.aclose()
     assert all(a[0] == 200 for a in answers) and server.connections <= 2
+
+
+async def test_ready_follows_opa_health():
+    server = Server(ok(b"{}"))
+    async with server as pool:
+        e = OPAPolicyEngine(f"http://127.0.0.1:{pool.port}/opa")
+        assert await e.ready()
+        assert server.requests[-1].startswith(b"GET /opa/health?bundles HTTP/1.1\r\n")
+        server.responses = [b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"]
+        assert not await e.ready()
+        await e.aclose()
+    assert not await OPAPolicyEngine(f"http://127.0.0.1:{free_port()}").ready()

@@ -158,3 +158,12 @@ async def test_aclose_cancels_pending_and_closes_candidates():
     await s.decide(req(), P)
     await s.aclose()
     assert closed == ["c"] and not s._pending
+
+
+async def test_readiness_ignores_candidates():
+    class Unready(Fixed):
+        async def ready(self):
+            return False
+
+    s = shadow(ShadowCandidate.for_globs("c", Unready(False), ["/**"]))
+    assert await s.ready()

@@ -127,6 +127,10 @@ class DecisionCache:
         return {"hits": self.hits, "misses": self.misses, "collapsed": self.collapsed,
                 "evictions": self.evictions, "invalidations": self.invalidations, "entries": len(self._entries)}
 
+    async def ready(self) -> bool:
+        check = getattr(self.inner, "ready", None)
+        return True if check is None else bool(await check())
+
     async def aclose(self) -> None:
         close = getattr(self.inner, "aclose", None)
         if close is not None:

@@ -53,6 +53,7 @@ class OPAPolicyEngine:
         self.decision_path = decision_path.strip("/")
         # ?provenance makes OPA name its bundle revisions, which key the decision cache.
         self._path = prefix + data_path(decision_path) + "?provenance"
+        self._health = prefix + "/health?bundles"  # 200 once every configured bundle is activated
         self.timeout = timeout
         self.builder = builder or InputBuilder()
         self.transport: Transport = transport or default_transport
@@ -97,6 +98,14 @@ class OPAPolicyEngine:
     def _failed(self, detail: str) -> DependencyError:
         self.errors += 1
         return DependencyError(reason="error.policy_engine", detail=detail)
+
+    async def ready(self) -> bool:
+        """For /readyz: OPA answers and has activated its bundles (until then decisions are undefined)."""
+        try:
+            status, _ = await self.transport.get(self._health, max(self.timeout, 1.0))
+        except Exception:
+            return False
+        return status == 200
 
     async def aclose(self) -> None:
         await self.transport.aclose()

@@ -27,6 +27,8 @@ class ProtocolError(Exception):
 class Transport(Protocol):
     async def post(self, path: str, body: bytes, timeout: float) -> tuple[int, bytes]: ...
 
+    async def get(self, path: str, timeout: float) -> tuple[int, bytes]: ...
+
     async def aclose(self) -> None: ...
 
 
@@ -42,8 +44,14 @@ class KeepAlivePool:
         self._slots = asyncio.Semaphore(max_connections)
 
     async def post(self, path: str, body: bytes, timeout: float) -> tuple[int, bytes]:
-        head = (b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-                % (path.encode(), self._host_header, len(body)))
+        return await self._request(b"POST", path, body, timeout)
+
+    async def get(self, path: str, timeout: float) -> tuple[int, bytes]:
+        return await self._request(b"GET", path, b"", timeout)
+
+    async def _request(self, method: bytes, path: str, body: bytes, timeout: float) -> tuple[int, bytes]:
+        head = (b"%s %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                % (method, path.encode(), self._host_header, len(body)))
         async with asyncio.timeout(timeout), self._slots:
             while self._idle:
                 conn = self._idle.pop()
@@ -141,6 +149,10 @@ class HttpxTransport:
         if len(r.content) > MAX_BODY:
             raise ProtocolError("response body too large")
         return r.status_code, r.content
+
+    async def get(self, path: str, timeout: float) -> tuple[int, bytes]:
+        r = await self._client.get(path, timeout=timeout)
+        return r.status_code, r.content[:MAX_BODY]
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -131,6 +131,11 @@ class ShadowPolicyEngine:
         return {"evaluations": dict(self.evaluations), "disagreements": dict(self.disagreements),
                 "errors": dict(self.errors), "dropped": dict(self.dropped)}
 
+    async def ready(self) -> bool:
+        # Candidates never answer requests, so they never make the process unready.
+        check = getattr(self.inner, "ready", None)
+        return True if check is None else bool(await check())
+
     async def aclose(self) -> None:
         for task in list(self._pending):
             task.cancel()
