@@ -73,8 +73,9 @@ class RegoPolicyEngine:
     def load(self, modules: Mapping[str, str]) -> None:
         """(Re)load the policy. The revision changes, which empties the decision cache."""
         modules = dict(modules)
-        self._compile(modules)  # raises ConfigError before anything is replaced
+        compiled = self._compile(modules)  # raises ConfigError before anything is replaced
         self.modules = modules
+        self._local.state = (modules, *compiled)  # this thread (usually the event loop's) is ready now
         digest = hashlib.sha256(json.dumps(sorted(modules.items())).encode()).hexdigest()[:12]
         self.revision = f"rego:{digest}"
 
