@@ -266,3 +266,12 @@ async def test_bodyless_requests_keep_their_headers(stack):
         r = await c.get("/p")
     assert r.status_code == 200 and stack.app.seen == [b""]
     assert "content-length" not in stack.app.headers[0] and stack.fake.calls == []
+
+
+def test_reads_the_objects_the_auth_middleware_really_sets():
+    from zerotrust.adapters.asgi_user import ANONYMOUS, user_for
+
+    p = Principal(subject="a", issuer="i", kind="jwt", scopes=frozenset({"pii:read"}))
+    user, _ = user_for(p)
+    assert principal_of({"user": user}) is p and may_decrypt(principal_of({"user": user}), ["pii:read"])
+    assert principal_of({"user": ANONYMOUS}) is None
