@@ -122,3 +122,20 @@ async def test_only_verified_tokens_take_header_memo_slots(verifier: JWTVerifier
     assert list(jws._HEADER_MEMO) == [good.split(".")[0]]
     await verifier.verify(Credential("bearer", good))  # served from the memo
     jws._HEADER_MEMO.clear()
+
+
+async def test_oversize_is_refused_before_hashing(verifier: JWTVerifier, monkeypatch: pytest.MonkeyPatch) -> None:
+    from zerotrust.credentials.jwt_cache import VerifiedTokenCache
+
+    v = make_verifier(FakeIdP(), FakeClock(), cache_size=10)
+
+    def no_hash(token: str) -> bytes:
+        raise AssertionError("hashed an oversize token")
+
+    monkeypatch.setattr(VerifiedTokenCache, "digest", staticmethod(no_hash))
+    try:
+        with pytest.raises(InvalidToken) as info:
+            await v.verify(Credential("bearer", "a" * 9000 + ".b.c"))
+        assert info.value.reason == "deny.jwt.too_large"
+    finally:
+        await v.aclose()

@@ -77,6 +77,8 @@ class JWTVerifier:
     async def verify(self, credential: Credential, request: RequestContext | None = None) -> Principal:
         try:
             token = credential.value
+            if len(token) > self.max_token_bytes:  # before hashing for the cache, before anything
+                raise deny("too_large", "token exceeds max_token_bytes")
             now = self.now()
             cache = self.cache
             if cache is not None:
