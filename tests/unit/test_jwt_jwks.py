@@ -134,6 +134,19 @@ async def test_concurrent_misses_share_one_fetch(idp: FakeIdP, clock: FakeClock)
         await v.aclose()
 
 
+async def test_late_arrival_joins_the_first_fetch(idp: FakeIdP, clock: FakeClock) -> None:
+    idp.delay = 0.05
+    v = make_verifier(idp, clock, cache_size=0)
+    try:
+        first = asyncio.ensure_future(verify(v, token()))
+        await asyncio.sleep(0.01)  # the fetch is now on the wire
+        assert await verify(v, token()) == "user-1"
+        assert await first == "user-1"
+        assert idp.count("/jwks") == 1
+    finally:
+        await v.aclose()
+
+
 async def test_cancelled_request_does_not_cancel_the_shared_fetch(idp: FakeIdP, clock: FakeClock) -> None:
     idp.delay = 0.05
     v = make_verifier(idp, clock, cache_size=0)

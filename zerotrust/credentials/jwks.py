@@ -75,7 +75,9 @@ class IssuerKeys:
 
     async def ensure_loaded(self) -> None:
         """Fetch the first key set or raise :class:`DependencyError` (fail closed)."""
-        if not self.loaded and self._clock() - self.last_attempt >= min(self.min_refetch_interval, NO_KEYS_RETRY):
+        if not self.loaded and (self._inflight is not None  # join a fetch already under way
+                                or self._clock() - self.last_attempt >= min(self.min_refetch_interval,
+                                                                            NO_KEYS_RETRY)):
             await self._single_flight()
         if not self.loaded:
             raise DependencyError(reason="error.jwks", detail=f"no JWKS for issuer {self.issuer}")
