@@ -141,10 +141,10 @@ def parse_compact(token: str, max_bytes: int) -> CompactJWS:
         raise deny("malformed", "not base64url")
     h64, p64, s64 = parts
     try:
-        header = _HEADER_MEMO.get(h64)
-        fresh = header is None
-        if fresh:
-            header = _checked_header(h64)  # before the empty-signature check: "alg":"none" is named as such
+        memo = _HEADER_MEMO.get(h64)
+        fresh = memo is None
+        # decoded before the empty-signature check, so that "alg":"none" is named as such
+        header = _checked_header(h64) if memo is None else memo
         if not s64:
             raise deny("signature", "signature is empty")
         payload = decode_json_object(b64url_decode(p64))
