@@ -12,6 +12,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -19,6 +20,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError
 
 Algorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+
+
+def secure_url(url: str) -> bool:
+    """https, or plain http to a loopback host (parsed, so 'http://127.0.0.1.evil.example' is not loopback)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return False
+    if not host or parts.username or parts.password:
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and host in ("127.0.0.1", "localhost", "::1"))
 
 
 class _Model(BaseModel):
@@ -98,8 +111,7 @@ class IssuerConfig(_Model):
     def _https(cls, v: str | None) -> str | None:
         if not v:
             return None
-        if not (v.startswith("https://") or v.startswith("http://127.0.0.1") or v.startswith("http://localhost")
-                or v.startswith("http://[::1]")):
+        if not secure_url(v):
             raise ValueError("must be an https:// URL (http:// only for loopback)")
         return v
 

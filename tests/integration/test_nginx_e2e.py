@@ -206,8 +206,6 @@ def test_non_canonical_paths_are_400_and_never_reach_upstream(nginx: RunningProx
     assert r.values("x-zerotrust-decision-id")
 
 
-@pytest.mark.xfail(strict=True, reason="the sidecar judges '/public/..;/admin' as a public path, while Tomcat and "
-                                       "Spring upstreams strip ';' parameters and serve /admin (reported)")
 def test_tomcat_path_parameter_dot_segment_is_refused(nginx: RunningProxy, upstream: RecordingUpstream) -> None:
     token = mark()
     r = send_raw(nginx.port, "GET", f"/public/..;/admin/{token}")

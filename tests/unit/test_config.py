@@ -124,3 +124,24 @@ def test_cli_validate(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "zerotrust", "config", "validate", str(tmp_path / "none.yaml")],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+@pytest.mark.parametrize("url,ok", [
+    ("https://idp.example.com", True),
+    ("http://127.0.0.1:8080/realms/x", True),
+    ("http://localhost/x", True),
+    ("http://[::1]:9/x", True),
+    ("http://127.0.0.1.evil.example/x", False),
+    ("http://localhost.evil.example", False),
+    ("http://evil.example/127.0.0.1", False),
+    ("https://user:pw@idp.example.com", False),
+    ("ftp://idp.example.com", False),
+    ("https://", False),
+])
+def test_issuer_and_jwks_urls_must_be_https_or_loopback(url, ok):
+    snippet = f"jwt:\n  issuers:\n    - {{issuer: '{url}', audience: [a], jwks_uri: '{url}'}}\n"
+    if ok:
+        parse_config(MINIMAL + snippet, env={})
+    else:
+        with pytest.raises(ConfigError, match="https"):
+            parse_config(MINIMAL + snippet, env={})

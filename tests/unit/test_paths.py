@@ -41,6 +41,7 @@ def test_normalize_mode_judges_the_canonical_path(raw, canonical):
 ALWAYS_REJECTED = [
     "/api/..%2fadmin", "/api/%2Fadmin", "/api%5c..%5cadmin", "/api\\..\\admin", "/a%00b", "/a\x00b", "/a b",
     "/a\tb", "/a%zz", "/a%2", "/..", "/a/../..", "relative", "", "/a#frag", "/" + "a" * 9000,
+    "/public/..;/admin", "/public/.;/admin", "/public/..;x=1/admin", "/public/%2e%2e;/admin", "/public/.%2e;/admin",
 ]
 
 
@@ -59,3 +60,9 @@ def test_reserved_escapes_are_kept_not_decoded():
 def test_split_target_keeps_query_uninterpreted():
     assert split_target("/p?access_token=x&a=1") == ("/p", "access_token=x&a=1")
     assert split_target("/p") == ("/p", "")
+
+
+def test_path_parameters_strict_vs_normalize():
+    with pytest.raises(InvalidRequest):
+        normalize_path("/items;jsessionid=1", "strict")
+    assert normalize_path("/items;v=2/x", "normalize") == "/items;v=2/x"
