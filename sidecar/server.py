@@ -82,22 +82,27 @@ class Sidecar:
         self._stopping = False
 
     async def run(self) -> None:
+        if self.config.server.tls is not None and self.config.server.stack == "granian":
+            raise ConfigError("server.stack: granian cannot serve server.tls here (it takes no SSLContext and does "
+                              "not expose the client certificate); use stack: uvicorn")
         if self.handle_signals:
             self._install_signals()
         ssl_ctx = await server_context(self.config)
-        if ssl_ctx is not None and self.config.server.stack == "granian":
-            raise ConfigError("server.stack: granian cannot serve server.tls here (it takes no SSLContext and does "
-                              "not expose the client certificate); use stack: uvicorn")
-        if self._pipeline is not None:
-            pipeline = self._pipeline
-            pipeline.sinks.append(self.metrics)
-        else:
-            pipeline = build_pipeline(self.config, sinks=[self.metrics])
         try:
-            self.admin.pipeline = pipeline
-            await self.serve_app(ExtAuthzApp.from_config(self.config, pipeline, self.metrics), ssl_ctx)
+            if self._pipeline is not None:
+                pipeline = self._pipeline
+                pipeline.sinks.append(self.metrics)
+            else:
+                pipeline = build_pipeline(self.config, sinks=[self.metrics])
+            try:
+                self.admin.pipeline = pipeline
+                await self.serve_app(ExtAuthzApp.from_config(self.config, pipeline, self.metrics), ssl_ctx)
+            finally:
+                await pipeline.aclose()
         finally:
-            await pipeline.aclose()
+            rotation = getattr(ssl_ctx, "rotation", None)  # Vault PKI: stop re-issuing certificates
+            if rotation is not None:
+                rotation.stop()
 
     async def serve_app(self, app: Any, ssl_ctx: Any = None) -> None:
         """Serve ``app`` on the ext_authz listener and the admin app beside it until stopped."""

@@ -152,3 +152,30 @@ async def test_granian_refuses_tls():
     running = start(config("granian", f", tls: {{cert_file: '{pki.server_cert}', key_file: '{pki.server_key}'}}"))
     with pytest.raises(ConfigError, match="granian"):
         await running.sidecar.run()
+
+
+async def test_vault_pki_context_object_is_served_and_its_rotation_stopped(monkeypatch):
+    """The context from zerotrust.keys.pki is used as is (rotation reloads it in place), then stopped."""
+    import zerotrust.keys.pki as pki_module
+
+    pki = make_pki()
+    stopped = []
+
+    class Rotation:
+        def stop(self):
+            stopped.append(True)
+
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(pki.server_cert), str(pki.server_key))
+    ctx.rotation = Rotation()
+    seen = []
+    monkeypatch.setattr(pki_module, "rotating_server_context", lambda config: seen.append(config) or ctx)
+    cfg = parse_config(BASE.format(stack="uvicorn", tls=", tls: {vault_pki: {role: r, common_name: c}}")
+                       + "vault: {addr: 'http://127.0.0.1:1', token: t}\n", env={})
+    running = start(cfg)
+    async with running:
+        async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(pki.ca_file))) as client:
+            reply = await client.get(running.url(0, "https") + "/public/x")
+        assert reply.status_code == 200
+        assert seen == [cfg]
+    assert stopped == [True]
