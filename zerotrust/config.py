@@ -315,7 +315,9 @@ class SigningConfig(_Model):
 
 class AuditConfig(_Model):
     output: str = Field("stderr", description="'stderr', 'stdout', 'none' or a file path")
-    include_allows: bool = True
+    include_allows: bool = Field(True, description="Log allows too; false logs denials only")
+    flush_interval: float = Field(1.0, ge=0, le=60, description="Seconds between flushes of the buffered log "
+                                  "(0: write every line through at once)")
 
 
 class Config(_Model):

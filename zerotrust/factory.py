@@ -44,7 +44,8 @@ def build_policy(config: Config) -> PolicyEngine:
 
 
 def build_sinks(config: Config) -> list[AuditSink]:
-    sink = JsonLinesSink.from_output(config.audit.output, config.audit.include_allows)
+    sink = JsonLinesSink.from_output(config.audit.output, config.audit.include_allows,
+                                      config.audit.flush_interval)
     return [sink] if sink else []
 
 

@@ -40,6 +40,7 @@ def write_sidecar_config(directory: Path, port: int, admin_port: int) -> Path:
     config["api_keys"].update(database=str(directory / "keys.db"), pepper=secrets.token_urlsafe(36), **THROTTLE)
     config["policy"]["rules"].insert(0, PUBLIC_RULE)
     config["audit"]["output"] = str(directory / "audit.jsonl")
+    config["audit"]["flush_interval"] = 0  # decision() reads the log right after each request
     path = directory / "zerotrust.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path

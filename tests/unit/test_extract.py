@@ -23,7 +23,8 @@ def test_other_schemes_are_not_ours():
 
 
 @pytest.mark.parametrize("value", ["Bearer a,Bearer b", "Bearer a b", "Bearer", "Bearer ", 'Bearer "x"',
-                                   "Bearer a\x00", "Bearer " + "a" * 20000])
+                                   "Bearer a\x00", "Bearer " + "a" * 20000,
+                                   "Bearer a=b", "Bearer ==", "Bearer t\u00e9", "Bearer a;b"])
 def test_malformed_bearer_is_invalid_request(value):
     with pytest.raises(InvalidRequest) as exc:
         AuthorizationExtractor().extract(req(("Authorization", value)))
@@ -57,3 +58,9 @@ def test_headers_repr_never_shows_values():
 def test_credential_repr_hides_value():
     (cred,) = AuthorizationExtractor().extract(req(("Authorization", "Bearer topsecret")))
     assert "topsecret" not in repr(cred) and len(cred.fingerprint) == 12
+
+
+@pytest.mark.parametrize("token", ["abc", "a.b.c", "AZaz09-._~+/", "abc==", "x="])
+def test_b64token_accepts_rfc6750_alphabet(token):
+    (cred,) = AuthorizationExtractor().extract(req(("Authorization", f"Bearer {token}")))
+    assert cred.value == token
