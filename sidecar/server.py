@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from zerotrust import Config, ConfigError, Pipeline, build_pipeline
+from zerotrust import Config, ConfigError, Pipeline, PolicyCollector, build_pipeline
 
 from .admin import AdminApp
 from .app import ExtAuthzApp
@@ -94,6 +94,7 @@ class Sidecar:
                 pipeline.sinks.append(self.metrics)
             else:
                 pipeline = build_pipeline(self.config, sinks=[self.metrics])
+            self.metrics.registry.register(PolicyCollector(pipeline.policy))  # cache hit rate, shadow disagreements
             try:
                 self.admin.pipeline = pipeline
                 await self.serve_app(ExtAuthzApp.from_config(self.config, pipeline, self.metrics), ssl_ctx)

@@ -21,6 +21,7 @@ from .factory import build_pipeline
 from .interfaces import AuditSink, CredentialExtractor, CredentialVerifier, PolicyEngine
 from .paths import normalize_path, split_target
 from .pipeline import IdentityHeaders, Pipeline
+from .policy.metrics import PolicyCollector
 from .types import Credential, Decision, Headers, PolicyResult, Principal, RequestContext, TLSInfo
 
 __version__ = "0.1.0"
@@ -29,7 +30,7 @@ __all__ = [
     "AuditSink", "AuthenticationError", "AuthorizationError", "Config", "ConfigError", "Credential",
     "CredentialExtractor", "CredentialVerifier", "CryptoError", "Decision", "DependencyError", "Headers",
     "IdentityHeaders", "InsufficientScope", "InsufficientUserAuthentication", "InvalidRequest", "InvalidToken",
-    "MissingCredential", "Pipeline", "PolicyDenied", "PolicyEngine", "PolicyResult", "Principal",
+    "MissingCredential", "Pipeline", "PolicyCollector", "PolicyDenied", "PolicyEngine", "PolicyResult", "Principal",
     "RequestContext", "TLSInfo", "TokenExchangeError", "TooManyRequests", "ZeroTrustError", "build_pipeline",
     "load_config", "normalize_path", "parse_config", "split_target",
 ]

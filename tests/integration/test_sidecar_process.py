@@ -54,6 +54,7 @@ def test_allow_deny_and_metrics_over_real_sockets(sidecar):
     metrics = httpx.get(f"{admin}/metrics").text
     assert 'zerotrust_decisions_total{allow="true",reason="allow",status="200"}' in metrics
     assert 'zerotrust_decisions_total{allow="false",reason="deny.no_credential",status="401"}' in metrics
+    assert "zerotrust_policy_engine_errors_total" in metrics  # the policy collector is exported too
     assert httpx.get(f"{admin}/healthz").status_code == 200
     assert "zerotrust: ext_authz on http://127.0.0.1:" in svc.log()
 
