@@ -42,21 +42,24 @@ class _Model(BaseModel):
 
 
 class IdentityHeadersConfig(_Model):
-    subject: str = "X-Auth-Subject"
-    scopes: str = "X-Auth-Scopes"
-    issuer: str = "X-Auth-Issuer"
+    subject: str = Field("X-Auth-Subject", description="Header carrying the principal's subject upstream")
+    scopes: str = Field("X-Auth-Scopes", description="Header carrying the space-separated scopes")
+    issuer: str = Field("X-Auth-Issuer", description="Header carrying the issuer")
     claims: dict[str, str] = Field(default_factory=dict, description="Extra header name -> claim name")
 
 
 class ServerConfig(_Model):
-    listen: str = "127.0.0.1:8181"
-    admin_listen: str = "127.0.0.1:8182"
+    listen: str = Field("127.0.0.1:8181", description="ext_authz listener HOST:PORT (overridden by --listen)")
+    admin_listen: str = Field("127.0.0.1:8182", description="Health, readiness and metrics listener HOST:PORT")
     path_prefix: str = Field("", description="Prefix stripped from the path before judging (Envoy path_prefix)")
-    path_mode: Literal["strict", "normalize"] = "strict"
-    realm: str | None = None
-    identity_headers: IdentityHeadersConfig = IdentityHeadersConfig()
-    stack: Literal["uvicorn", "granian"] = "uvicorn"
-    tls: "ServerTLSConfig | None" = None
+    path_mode: Literal["strict", "normalize"] = Field(
+        "strict", description="strict: non-canonical paths are 400; normalize: judged in canonical form")
+    realm: str | None = Field(None, description="realm parameter of WWW-Authenticate challenges")
+    identity_headers: IdentityHeadersConfig = Field(
+        IdentityHeadersConfig(), description="Names of the headers that carry the principal upstream")
+    stack: Literal["uvicorn", "granian"] = Field(
+        "uvicorn", description="HTTP server: uvicorn (httptools+uvloop) or granian")
+    tls: "ServerTLSConfig | None" = Field(None, description="Serve the ext_authz listener over TLS / mTLS")
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="Networks (CIDR) of proxies whose X-Forwarded-For is believed; empty: the peer is the TCP client")
@@ -84,10 +87,11 @@ class ServerConfig(_Model):
 class ServerTLSConfig(_Model):
     """Listener TLS. ``vault_pki`` takes a short-lived certificate from Vault PKI and rotates it."""
 
-    cert_file: str | None = None
-    key_file: str | None = None
-    client_ca_file: str | None = None
-    vault_pki: "VaultPKIConfig | None" = None
+    cert_file: str | None = Field(None, description="PEM certificate chain")
+    key_file: str | None = Field(None, description="PEM private key")
+    client_ca_file: str | None = Field(None, description="CA bundle for client certificates (enables mTLS)")
+    vault_pki: "VaultPKIConfig | None" = Field(
+        None, description="Take a short-lived certificate from Vault PKI and rotate it in place")
 
 
 # --- credentials ---------------------------------------------------------------------
@@ -97,14 +101,17 @@ class IssuerConfig(_Model):
     issuer: str = Field(..., description="Exact 'iss' value; also the discovery base URL")
     audience: list[str] = Field(..., min_length=1, description="Token 'aud' must contain one of these (RFC 8707)")
     jwks_uri: str | None = Field(None, description="Skip discovery and use this JWKS URL")
-    algorithms: list[Algorithm] = Field(default_factory=lambda: ["RS256", "ES256", "EdDSA"], min_length=1)
-    profile: Literal["rfc9068", "compat"] = "rfc9068"
+    algorithms: list[Algorithm] = Field(default_factory=lambda: ["RS256", "ES256", "EdDSA"], min_length=1,
+        description="Allowed JWS algorithms for this issuer (never none or HS*)")
+    profile: Literal["rfc9068", "compat"] = Field(
+        "rfc9068", description="rfc9068: typ at+jwt and RFC 9068 claims; compat: typ JWT accepted")
     leeway: int = Field(30, ge=0, le=300, description="Clock skew allowed for exp/nbf/iat, seconds")
     max_token_age: int | None = Field(None, ge=1, description="Reject tokens whose iat is older than this")
-    required_claims: list[str] = Field(default_factory=list)
-    jwks_cache_ttl: int = Field(300, ge=10, le=86400)
+    required_claims: list[str] = Field(default_factory=list,
+        description="Claims that must be present in addition to the profile's")
+    jwks_cache_ttl: int = Field(300, ge=10, le=86400, description="Seconds before the JWKS is refreshed")
     jwks_min_refetch_interval: float = Field(30, ge=0, le=3600, description="Rate limit on unknown-kid refetches")
-    http_timeout: float = Field(3.0, gt=0, le=30)
+    http_timeout: float = Field(3.0, gt=0, le=30, description="Timeout for discovery and JWKS requests, seconds")
 
     @field_validator("issuer", "jwks_uri")
     @classmethod
@@ -117,20 +124,22 @@ class IssuerConfig(_Model):
 
 
 class JWTConfig(_Model):
-    issuers: list[IssuerConfig] = Field(default_factory=list)
-    max_token_bytes: int = Field(8192, ge=512, le=65536)
+    issuers: list[IssuerConfig] = Field(default_factory=list,
+        description="Trusted issuers; a token is checked only against its own issuer's keys")
+    max_token_bytes: int = Field(8192, ge=512, le=65536,
+        description="Tokens longer than this are rejected before decoding")
     cache_size: int = Field(10000, ge=0, description="Verified-token cache entries (0 disables)")
 
 
 class APIKeyConfig(_Model):
-    enabled: bool = True
-    prefix: str = Field("zt", pattern=r"^[a-z][a-z0-9]{1,15}$")
+    enabled: bool = Field(True, description="Accept API keys")
+    prefix: str = Field("zt", pattern=r"^[a-z][a-z0-9]{1,15}$", description="Key prefix, e.g. 'zt' gives zt_...")
     database: str = Field("zerotrust-keys.db", description="SQLite file with the hashed keys")
     pepper: str | None = Field(None, description="HMAC pepper (>= 32 chars); from Vault when vault.pepper is set")
-    header: str = "X-API-Key"
-    issuer: str = "zerotrust:api-key"
+    header: str = Field("X-API-Key", description="Header carrying a key (Authorization: Bearer also works)")
+    issuer: str = Field("zerotrust:api-key", description="Issuer recorded on API-key principals")
     throttle_failures: int = Field(10, ge=1, description="Failed attempts per client before throttling")
-    throttle_window: float = Field(60, gt=0)
+    throttle_window: float = Field(60, gt=0, description="Seconds over which failures are counted")
     last_used_resolution: float = Field(60, ge=0, description="Seconds between last_used writes for one key")
 
     @field_validator("pepper")
@@ -145,14 +154,14 @@ class APIKeyConfig(_Model):
 
 
 class RuleConfig(_Model):
-    id: str
+    id: str = Field(..., description="Stable rule id, reported in decisions and logs")
     methods: list[str] = Field(default_factory=list, description="Empty: any method")
     paths: list[str] = Field(..., min_length=1, description="Globs: '*' one segment part, '**' any depth")
-    scopes: list[str] = Field(default_factory=list)
-    subjects: list[str] = Field(default_factory=list)
-    roles: list[str] = Field(default_factory=list)
-    anonymous: bool = False
-    deny: bool = False
+    scopes: list[str] = Field(default_factory=list, description="All of these scopes are required")
+    subjects: list[str] = Field(default_factory=list, description="Only these subjects (empty: any)")
+    roles: list[str] = Field(default_factory=list, description="One of these roles (empty: any)")
+    anonymous: bool = Field(False, description="Allow without a credential")
+    deny: bool = Field(False, description="Deny whatever the credential")
 
     @field_validator("methods")
     @classmethod
@@ -169,74 +178,81 @@ class RuleConfig(_Model):
 
 
 class OPAConfig(_Model):
-    url: str = "http://127.0.0.1:8181"
+    url: str = Field("http://127.0.0.1:8181", description="OPA base URL (https, or http on loopback)")
     decision_path: str = Field("zerotrust/authz/decision", description="Rule queried as POST /v1/data/<path>")
-    timeout: float = Field(0.25, gt=0, le=10)
+    timeout: float = Field(0.25, gt=0, le=10, description="Per-decision timeout, seconds; a timeout is a 503")
 
 
 class RegoConfig(_Model):
-    paths: list[str] = Field(default_factory=lambda: ["policies"])
+    paths: list[str] = Field(default_factory=lambda: ["policies"], description="Rego files or directories to load")
     package: str = Field("zerotrust.authz", description="The engine evaluates <package>.decision")
     workers: int = Field(0, ge=0, le=64, description="0: evaluate on the event loop; N: in N threads")
 
 
 class ShadowConfig(_Model):
-    id: str
-    engine: Literal["builtin", "opa", "rego"]
-    rules: list[RuleConfig] = Field(default_factory=list)
-    opa: OPAConfig | None = None
-    rego: RegoConfig | None = None
+    id: str = Field(..., description="Name of the candidate in logs and metrics")
+    engine: Literal["builtin", "opa", "rego"] = Field(..., description="Engine evaluating the candidate")
+    rules: list[RuleConfig] = Field(default_factory=list, description="Candidate rules (engine: builtin)")
+    opa: OPAConfig | None = Field(None, description="Candidate OPA (engine: opa)")
+    rego: RegoConfig | None = Field(None, description="Candidate Rego (engine: rego)")
     paths: list[str] = Field(default_factory=lambda: ["/**"], description="Routes the candidate sees")
 
 
 class DecisionCacheConfig(_Model):
-    enabled: bool = True
-    max_entries: int = Field(50000, ge=1)
-    ttl: float = Field(60, gt=0)
+    enabled: bool = Field(True, description="Cache decisions of the OPA and Rego engines")
+    max_entries: int = Field(50000, ge=1, description="Entries kept at most")
+    ttl: float = Field(60, gt=0, description="Seconds an entry lives (never beyond the credential's expiry)")
 
 
 class PolicyConfig(_Model):
-    engine: Literal["builtin", "opa", "rego"] = "builtin"
-    rules: list[RuleConfig] = Field(default_factory=list)
-    opa: OPAConfig = OPAConfig()
-    rego: RegoConfig = RegoConfig()
-    shadow: list[ShadowConfig] = Field(default_factory=list)
-    cache: DecisionCacheConfig = DecisionCacheConfig()
-    input_headers: list[str] = Field(default_factory=lambda: ["user-agent", "x-request-id", "x-tenant-id"])
+    engine: Literal["builtin", "opa", "rego"] = Field(
+        "builtin", description="builtin rules, a real OPA over REST, or Rego evaluated in-process")
+    rules: list[RuleConfig] = Field(default_factory=list,
+        description="Built-in rules, first match wins, no match denies")
+    opa: OPAConfig = Field(OPAConfig(), description="OPA server settings")
+    rego: RegoConfig = Field(RegoConfig(), description="Embedded Rego settings")
+    shadow: list[ShadowConfig] = Field(default_factory=list,
+        description="Candidate policies evaluated beside the enforced one, without effect")
+    cache: DecisionCacheConfig = Field(DecisionCacheConfig(), description="Decision cache")
+    input_headers: list[str] = Field(default_factory=lambda: ["user-agent", "x-request-id", "x-tenant-id"],
+        description="Request headers (lower-case) passed to the policy input")
 
 
 # --- vault, keys, fields -----------------------------------------------------------------
 
 
 class VaultPKIConfig(_Model):
-    mount: str = "pki"
-    role: str
-    common_name: str
+    mount: str = Field("pki", description="PKI secrets engine mount")
+    role: str = Field(..., description="PKI role that issues the certificate")
+    common_name: str = Field(..., description="Certificate common name")
     alt_names: list[str] = Field(default_factory=list, description="Extra DNS subject alternative names")
     ip_sans: list[str] = Field(default_factory=list, description="IP subject alternative names")
-    ttl: str = "24h"
+    ttl: str = Field("24h", description="Requested certificate lifetime")
     renew_fraction: float = Field(0.66, gt=0, lt=1, description="Re-issue after this fraction of the lifetime")
     require_client_cert: bool = Field(False, description="mTLS: clients need a certificate from client_ca_file, "
                                       "or if unset from this PKI's issuing CA")
 
 
 class VaultConfig(_Model):
-    addr: str
-    auth: Literal["token", "approle", "kubernetes"] = "token"
-    token: str | None = None
-    role_id: str | None = None
-    secret_id: str | None = None
-    kubernetes_role: str | None = None
-    kubernetes_jwt_path: str = "/var/run/secrets/kubernetes.io/serviceaccount/token"
-    namespace: str | None = None
-    ca_cert: str | None = None
-    verify_tls: bool = True
-    timeout: float = Field(2.0, gt=0, le=30)
-    retries: int = Field(2, ge=0, le=10)
-    breaker_failures: int = Field(5, ge=1)
-    breaker_reset: float = Field(5.0, gt=0)
-    transit_mount: str = "transit"
-    pepper: str | None = Field(None, description="KV v2 path 'mount/path#field' or 'transit:KEYNAME' for the API-key pepper")
+    addr: str = Field(..., description="Vault/OpenBao address (https, or http on loopback)")
+    auth: Literal["token", "approle", "kubernetes"] = Field("token", description="Authentication method")
+    token: str | None = Field(None, description="Token for auth: token")
+    role_id: str | None = Field(None, description="AppRole role id")
+    secret_id: str | None = Field(None, description="AppRole secret id")
+    kubernetes_role: str | None = Field(None, description="Kubernetes auth role")
+    kubernetes_jwt_path: str = Field(
+        "/var/run/secrets/kubernetes.io/serviceaccount/token",
+        description="Service-account token file for Kubernetes auth")
+    namespace: str | None = Field(None, description="Vault Enterprise / OpenBao namespace")
+    ca_cert: str | None = Field(None, description="CA bundle to verify Vault's certificate")
+    verify_tls: bool = Field(True, description="Verify Vault's TLS certificate")
+    timeout: float = Field(2.0, gt=0, le=30, description="Per-request timeout, seconds")
+    retries: int = Field(2, ge=0, le=10, description="Retries on connection errors and 5xx, with backoff")
+    breaker_failures: int = Field(5, ge=1, description="Consecutive failures that open the circuit breaker")
+    breaker_reset: float = Field(5.0, gt=0, description="Seconds the breaker stays open before one probe")
+    transit_mount: str = Field("transit", description="Transit secrets engine mount")
+    pepper: str | None = Field(
+        None, description="KV v2 path 'mount/path#field' or 'transit:KEYNAME' for the API-key pepper")
     auth_mount: str | None = Field(None, description="Auth method mount path; default 'approle' or 'kubernetes'")
 
     @field_validator("addr")
@@ -261,7 +277,8 @@ class VaultConfig(_Model):
 
 
 class LocalKeysConfig(_Model):
-    path: str = ".zerotrust/local-keys.json"
+    path: str = Field(
+        ".zerotrust/local-keys.json", description="Development key file, created on first use (not for production)")
 
 
 def _json_path(v: str) -> str:
@@ -285,11 +302,14 @@ class FieldPathConfig(_Model):
 
 
 class FieldsConfig(_Model):
-    mode: Literal["envelope", "transit", "local"] = "envelope"
+    mode: Literal["envelope", "transit", "local"] = Field(
+        "envelope", description="envelope: cached Transit data keys + AES-GCM; transit: Vault encrypts each "
+                                "value; local: development keys")
     key: str = Field(..., pattern=r"^[A-Za-z0-9_-]{1,128}$", description="Transit key name")
     context: str | None = Field(None, min_length=1, description="Transit derivation context, e.g. a tenant id")
-    paths: list[FieldPathConfig] = Field(default_factory=list)
-    datakey_ttl: float = Field(300, gt=0, le=86400)
+    paths: list[FieldPathConfig] = Field(default_factory=list,
+        description="Fields encrypted by the CLI and library by default")
+    datakey_ttl: float = Field(300, gt=0, le=86400, description="Seconds a data key is cached")
     datakey_max_uses: int = Field(100000, ge=1, le=2**32, description="AES-GCM random nonces: at most 2**32")
     request_paths: list[str] = Field(default_factory=list, description="Middleware: encrypt these request fields")
     response_paths: list[str] = Field(default_factory=list, description="Middleware: decrypt these response fields")
@@ -305,9 +325,9 @@ class FieldsConfig(_Model):
 
 class SigningConfig(_Model):
     key: str = Field(..., description="Transit key name (ecdsa-p256 or ed25519)")
-    algorithm: Literal["ES256", "EdDSA"] = "ES256"
-    issuer: str
-    token_ttl: int = Field(300, ge=30, le=3600)
+    algorithm: Literal["ES256", "EdDSA"] = Field("ES256", description="JWS algorithm of minted tokens")
+    issuer: str = Field(..., description="'iss' of minted tokens")
+    token_ttl: int = Field(300, ge=30, le=3600, description="Lifetime of minted tokens, seconds")
 
 
 # --- audit, metrics -------------------------------------------------------------------------
@@ -321,16 +341,16 @@ class AuditConfig(_Model):
 
 
 class Config(_Model):
-    version: Literal[1] = 1
-    server: ServerConfig = ServerConfig()
-    jwt: JWTConfig = JWTConfig()
-    api_keys: APIKeyConfig | None = None
-    policy: PolicyConfig = PolicyConfig()
-    vault: VaultConfig | None = None
-    local_keys: LocalKeysConfig = LocalKeysConfig()
-    fields: FieldsConfig | None = None
-    signing: SigningConfig | None = None
-    audit: AuditConfig = AuditConfig()
+    version: Literal[1] = Field(1, description="Config format version")
+    server: ServerConfig = Field(ServerConfig(), description="Listeners and HTTP behaviour")
+    jwt: JWTConfig = Field(JWTConfig(), description="JWT access tokens")
+    api_keys: APIKeyConfig | None = Field(None, description="API keys (omit to disable)")
+    policy: PolicyConfig = Field(PolicyConfig(), description="Authorization")
+    vault: VaultConfig | None = Field(None, description="Vault/OpenBao for keys (omit for local keys)")
+    local_keys: LocalKeysConfig = Field(LocalKeysConfig(), description="Local development keys")
+    fields: FieldsConfig | None = Field(None, description="Field-level encryption")
+    signing: SigningConfig | None = Field(None, description="Signing keys for tokens this project mints")
+    audit: AuditConfig = Field(AuditConfig(), description="Decision log")
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:

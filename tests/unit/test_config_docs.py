@@ -10,3 +10,13 @@ def test_configuration_reference_is_up_to_date():
                            text=True, check=True).stdout
     committed = (ROOT / "docs" / "configuration-reference.md").read_text()
     assert fresh == committed, "run: python scripts/gen_config_docs.py > docs/configuration-reference.md"
+
+
+def test_every_config_key_is_described():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from gen_config_docs import rows
+
+    from zerotrust.config import Config
+
+    undocumented = [key for key, _, _, desc in rows(Config) if not desc]
+    assert undocumented == []
