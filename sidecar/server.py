@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -95,6 +96,8 @@ class Sidecar:
             else:
                 pipeline = build_pipeline(self.config, sinks=[self.metrics])
             self.metrics.registry.register(PolicyCollector(pipeline.policy))  # cache hit rate, shadow disagreements
+            gc.collect()
+            gc.freeze()  # start-up objects (modules, config, keys) leave the collector's working set: shorter pauses
             try:
                 self.admin.pipeline = pipeline
                 await self.serve_app(ExtAuthzApp.from_config(self.config, pipeline, self.metrics), ssl_ctx)

@@ -358,6 +358,10 @@ class Config(_Model):
             raise ValueError("configure at least one credential: jwt.issuers or api_keys")
         if self.policy.engine == "builtin" and not self.policy.rules:
             raise ValueError("policy.rules is empty: the built-in engine would deny everything")
+        ids = [r.id for r in self.policy.rules]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"policy.rules: rule ids must be unique (repeated: {', '.join(dupes)})")
         if self.api_keys is not None and self.api_keys.pepper is None and (self.vault is None or not self.vault.pepper):
             raise ValueError("api_keys.pepper is required unless vault.pepper is set")
         return self

@@ -98,11 +98,21 @@ class Credential:
     value: str = field(repr=False)
     source: str = ""  # header it came from, e.g. "authorization" or "x-api-key"
     scheme: str | None = None  # auth scheme as sent ("Bearer", "DPoP")
+    _digest: bytes | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def digest(self) -> bytes:
+        """SHA-256 of the value, computed once: cache keys and the log fingerprint share it."""
+        d = self._digest
+        if d is None:
+            d = hashlib.sha256(self.value.encode()).digest()
+            object.__setattr__(self, "_digest", d)
+        return d
 
     @property
     def fingerprint(self) -> str:
         """A short, non-reversible tag that is safe to log."""
-        return hashlib.sha256(self.value.encode()).hexdigest()[:12]
+        return self.digest[:6].hex()
 
 
 @dataclass(frozen=True, slots=True)

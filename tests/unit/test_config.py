@@ -145,3 +145,9 @@ def test_issuer_and_jwks_urls_must_be_https_or_loopback(url, ok):
     else:
         with pytest.raises(ConfigError, match="https"):
             parse_config(MINIMAL + snippet, env={})
+
+
+def test_rule_ids_must_be_unique():
+    text = f"api_keys: {{pepper: {PEPPER}}}\npolicy:\n  rules:\n    - {{id: a, paths: ['/x']}}\n    - {{id: a, paths: ['/**']}}\n"
+    with pytest.raises(ConfigError, match="repeated: a"):
+        parse_config(text, env={})

@@ -82,7 +82,7 @@ class JWTVerifier:
             now = self.now()
             cache = self.cache
             if cache is not None:
-                digest = cache.digest(token)
+                digest = credential.digest
                 hit = cache.get(digest, now)
                 if hit is not None:
                     return hit

@@ -82,6 +82,8 @@ class BuiltinPolicyEngine:
         self.revision = revision or hashlib.sha256(
             json.dumps([[r.id, sorted(r.methods), [p.pattern for p in r.paths], r.scopes, sorted(r.subjects),
                          sorted(r.roles), r.anonymous, r.deny] for r in self.rules]).encode()).hexdigest()[:12]
+        self._no_rule = PolicyResult(False, "no_rule", engine=self.name, revision=self.revision)
+        self._results: dict[tuple[int, str], PolicyResult] = {}  # (rule, outcome): bounded by the rules
 
     @classmethod
     def from_config(cls, rules: Sequence[Any]) -> BuiltinPolicyEngine:
@@ -100,6 +102,13 @@ class BuiltinPolicyEngine:
     def decide_sync(self, method: str, path: str, principal: Principal | None) -> PolicyResult:
         rule = self.match(method, path)
         if rule is None:
-            return PolicyResult(False, "no_rule", engine=self.name, revision=self.revision)
+            return self._no_rule
         allow, reason = rule.judge(principal)
-        return PolicyResult(allow, reason, required_scopes=rule.scopes, engine=self.name, revision=self.revision)
+        # Results are immutable and few (rule x outcome): build each once, not per request.
+        key = (id(rule), reason)
+        result = self._results.get(key)
+        if result is None:
+            result = PolicyResult(allow, reason, required_scopes=rule.scopes, engine=self.name,
+                                  revision=self.revision)
+            self._results[key] = result
+        return result
