@@ -9,6 +9,10 @@ Each request that arrives IS the original request: its method, path and query
 * deny: the decision's status with ``WWW-Authenticate`` and a small JSON body;
 * every answer carries ``x-zerotrust-decision-id``; denials ``x-zerotrust-status``.
 
+With ``server.forward_auth.enabled`` the listener serves Caddy/Traefik forward-auth
+checks instead (see :mod:`.forward`): the request judged is the one described by the
+trusted proxy's ``X-Forwarded-*`` headers; the answer is the same.
+
 Anything unexpected is a 500 (fail closed) and the app keeps serving.
 """
 
@@ -23,6 +27,7 @@ from zerotrust import Config, Decision, Headers, Pipeline, ZeroTrustError, norma
 from zerotrust.adapters.asgi_request import bad_target, build_request, client_host, raw_target, rejected_request
 from zerotrust.adapters.asgi_response import DECISION_ID_HEADER, denial, encode_headers
 
+from .forward import ForwardAuth
 from .metrics import SidecarMetrics
 from .peers import PeerResolver
 
@@ -38,11 +43,13 @@ _EMPTY_BODY = {"type": "http.response.body", "body": b""}
 
 class ExtAuthzApp:
     def __init__(self, pipeline: Pipeline, *, path_prefix: str = "", path_mode: str = "strict",
-                 peers: PeerResolver | None = None, metrics: SidecarMetrics | None = None):
+                 peers: PeerResolver | None = None, metrics: SidecarMetrics | None = None,
+                 forward: ForwardAuth | None = None):
         self.pipeline = pipeline
         self.prefix = path_prefix
         self.mode = path_mode
         self.peers = peers if peers is not None and peers.trusted else None
+        self.forward = forward  # one mode per listener: a request line is never judged in forward mode
         self.inflight = metrics.inflight if metrics is not None else None
         self._identity_names = tuple(pipeline.identity.names)
         self._to_remove: dict[frozenset[str], list[tuple[bytes, bytes]]] = {}
@@ -50,8 +57,11 @@ class ExtAuthzApp:
     @classmethod
     def from_config(cls, config: Config, pipeline: Pipeline, metrics: SidecarMetrics | None = None) -> ExtAuthzApp:
         s = config.server
-        return cls(pipeline, path_prefix=s.path_prefix, path_mode=s.path_mode,
-                   peers=PeerResolver(s.trusted_proxies), metrics=metrics)
+        peers = PeerResolver(s.trusted_proxies)
+        forward = ForwardAuth(pipeline, peers, path=s.forward_auth.path, path_mode=s.path_mode) \
+            if s.forward_auth.enabled else None
+        return cls(pipeline, path_prefix=s.path_prefix, path_mode=s.path_mode, peers=peers, metrics=metrics,
+                   forward=forward)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -83,6 +93,8 @@ class ExtAuthzApp:
                 gauge.dec()
 
     async def decide(self, scope: Scope) -> Decision:
+        if self.forward is not None:
+            return await self.forward.decide(scope)
         raw = ""
         try:
             raw, query = raw_target(scope)

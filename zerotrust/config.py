@@ -48,6 +48,21 @@ class IdentityHeadersConfig(_Model):
     claims: dict[str, str] = Field(default_factory=dict, description="Extra header name -> claim name")
 
 
+class ForwardAuthConfig(_Model):
+    """Caddy forward_auth / Traefik forwardAuth: the proxy describes the request in X-Forwarded-* headers."""
+
+    enabled: bool = Field(False, description="Judge the request named by X-Forwarded-Method/-Uri/-Host/-Proto "
+                          "from a trusted proxy; the listener then answers forward-auth checks only")
+    path: str = Field("/forward-auth", description="Path the proxy asks at (request line); any other path is 400")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not re.fullmatch(r"/[A-Za-z0-9._~/-]*", v) or "//" in v or "/." in v:
+            raise ValueError("must be a plain absolute path such as /forward-auth")
+        return v
+
+
 class ServerConfig(_Model):
     listen: str = Field("127.0.0.1:8181", description="ext_authz listener HOST:PORT (overridden by --listen)")
     admin_listen: str = Field("127.0.0.1:8182", description="Health, readiness and metrics listener HOST:PORT")
@@ -63,6 +78,8 @@ class ServerConfig(_Model):
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="Networks (CIDR) of proxies whose X-Forwarded-For is believed; empty: the peer is the TCP client")
+    forward_auth: ForwardAuthConfig = Field(
+        ForwardAuthConfig(), description="Forward-auth mode for Caddy and Traefik (instead of Envoy/nginx ext_authz)")
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -82,6 +99,15 @@ class ServerConfig(_Model):
         if v and (not v.startswith("/") or v.endswith("/")):
             raise ValueError("must start with '/' and not end with '/'")
         return v
+
+    @model_validator(mode="after")
+    def _forward_auth(self) -> ServerConfig:
+        # Without a trusted proxy every check would be a 400; path_prefix belongs to ext_authz mode.
+        if self.forward_auth.enabled and not self.trusted_proxies:
+            raise ValueError("forward_auth needs trusted_proxies: X-Forwarded-* is believed only from them")
+        if self.forward_auth.enabled and self.path_prefix:
+            raise ValueError("path_prefix does not apply with forward_auth (set forward_auth.path instead)")
+        return self
 
 
 class ServerTLSConfig(_Model):
