@@ -20,7 +20,7 @@ from ..errors import ConfigError, DependencyError
 from ..types import PolicyResult, Principal, RequestContext
 from .input import InputBuilder, encode, input_hash
 from .opa_http import ProtocolError, Transport, transport_for
-from .output import MalformedDecision, parse_decision
+from .output import MalformedDecision, parse_decision, undefined_decision
 
 log = logging.getLogger("zerotrust.policy.opa")
 
@@ -68,11 +68,7 @@ class OPAPolicyEngine:
         payload = await self._query(b'{"input":' + document + b"}")
         self.revision = _revision(payload.get("provenance")) or self.revision
         if "result" not in payload:
-            self.undefined += 1
-            if self.undefined == 1 or self.undefined % 1000 == 0:  # a wrong path would flood the log
-                log.warning("OPA decision %s is undefined (%d times): deny", self.decision_path, self.undefined)
-            return PolicyResult(False, "policy.undefined", engine=self.name, revision=self.revision,
-                                input_hash=ihash)
+            return undefined_decision(self, self.decision_path, ihash)
         try:
             return parse_decision(payload["result"], engine=self.name, revision=self.revision, input_hash=ihash)
         except MalformedDecision as exc:

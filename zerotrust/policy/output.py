@@ -8,6 +8,7 @@ that into a fail-closed error, never into an allow.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -27,6 +28,16 @@ _RESERVED = frozenset({"content-length", "transfer-encoding", "connection", "hos
 
 class MalformedDecision(ValueError):
     """The policy answered something that is not a decision document."""
+
+
+def undefined_decision(engine: Any, where: str, input_hash: str) -> PolicyResult:
+    """An undefined decision is a deny; counted, and logged sparingly (a wrong path would flood the log)."""
+    engine.undefined += 1
+    if engine.undefined == 1 or engine.undefined % 1000 == 0:
+        logging.getLogger(f"zerotrust.policy.{engine.name}").warning(
+            "%s decision %s is undefined (%d times): deny", engine.name, where, engine.undefined)
+    return PolicyResult(False, "policy.undefined", engine=engine.name, revision=engine.revision,
+                        input_hash=input_hash)
 
 
 def parse_decision(value: Any, *, engine: str, revision: str = "", input_hash: str = "") -> PolicyResult:

@@ -27,7 +27,7 @@ from typing import Any
 from ..errors import ConfigError, DependencyError
 from ..types import PolicyResult, Principal, RequestContext
 from .input import InputBuilder, encode, input_hash
-from .output import MalformedDecision, parse_decision
+from .output import MalformedDecision, parse_decision, undefined_decision
 
 log = logging.getLogger("zerotrust.policy.rego")
 
@@ -115,11 +115,7 @@ class RegoPolicyEngine:
             raise self._failed(f"Rego evaluation error: {str(out)[:300]}")
         results = out.results  # parsed once by regopy
         if not results or not results[0].expressions:
-            self.undefined += 1
-            if self.undefined == 1 or self.undefined % 1000 == 0:  # a wrong package would flood the log
-                log.warning("Rego decision %s is undefined (%d times): deny", self.entrypoint, self.undefined)
-            return PolicyResult(False, "policy.undefined", engine=self.name, revision=self.revision,
-                                input_hash=ihash)
+            return undefined_decision(self, self.entrypoint, ihash)
         try:
             return parse_decision(results[0].expressions[0], engine=self.name, revision=self.revision,
                                   input_hash=ihash)
