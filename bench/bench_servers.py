@@ -48,8 +48,6 @@ audit: {{output: {audit}}}
 
 def child(stack: str, port: int, admin: int) -> None:
     """Serve bench.apps:hello through zerotrust.sidecar.server, as the sidecar would be served."""
-    import asyncio
-
     from bench.apps import hello
     from zerotrust import parse_config
     from zerotrust.sidecar.server import Address, Sidecar

@@ -1,7 +1,5 @@
 """The pipeline's failure semantics, with tiny fake plugins (real verifiers have their own tests)."""
 
-import pytest
-
 from zerotrust import (
     DependencyError,
     Headers,

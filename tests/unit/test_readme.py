@@ -3,8 +3,6 @@
 import re
 from pathlib import Path
 
-import pytest
-
 from zerotrust.cli import main as cli
 
 ROOT = Path(__file__).resolve().parents[2]
