@@ -17,6 +17,8 @@ rejects any ``;`` in the path, since a Java upstream removes what follows it.
 from __future__ import annotations
 
 import re
+import unicodedata
+from urllib.parse import unquote_to_bytes
 
 from .errors import InvalidRequest
 
@@ -25,6 +27,8 @@ _PCT = re.compile(r"%([0-9A-Fa-f]{2})")
 _FORBIDDEN_ENCODED = frozenset({"2F", "5C", "00"})
 _BAD = re.compile(r"[\x00-\x20\x7f\\#]|%(?![0-9A-Fa-f]{2})")
 _DOT_PARAMS = re.compile(r"(?:^|/)\.{1,2};")
+_DOUBLE = re.compile(r"%25[0-9A-Fa-f]{2}")
+_HIGH = re.compile(r"%[89A-Fa-f][0-9A-Fa-f]")
 _MAX_PATH = 8192
 
 
@@ -38,6 +42,27 @@ def _decode_unreserved(m: re.Match[str]) -> str:
         raise _reject(f"encoded %{hexpair}")
     ch = chr(int(hexpair, 16))
     return ch if ch in _UNRESERVED else m.group(0)
+
+
+def _check_escapes(raw: str) -> None:
+    """Refuse escapes that some upstream decodes into something else than we judge.
+
+    * ``%25`` + hex: double encoding (``%252e%252e`` is ``..`` to a server that decodes twice);
+    * escaped bytes that are not valid UTF-8, overlong forms included (``%c0%ae`` is ``.`` to lenient decoders);
+    * escaped characters whose compatibility form (NFKC) adds ``.``, ``/`` or ``\\`` (fullwidth ``%ef%bc%8e`` is
+      ``.`` to servers that normalise Unicode).
+    """
+    if _DOUBLE.search(raw):
+        raise _reject("double percent-encoding")
+    if not _HIGH.search(raw):
+        return
+    try:
+        text = unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise _reject("escaped bytes are not UTF-8") from None
+    folded = unicodedata.normalize("NFKC", text)
+    if folded != text and any(folded.count(c) != text.count(c) for c in "./\\%"):
+        raise _reject("escaped characters that normalise to path syntax")
 
 
 def _remove_dot_segments(path: str) -> str:
@@ -70,6 +95,8 @@ def normalize_path(raw: str, mode: str = "strict") -> str:
     fast = "%" not in raw and "//" not in raw and "/." not in raw
     if fast:
         return raw
+    if "%" in raw:
+        _check_escapes(raw)
     decoded = _PCT.sub(_decode_unreserved, raw) if "%" in raw else raw
     if ";" in decoded and _DOT_PARAMS.search(decoded):
         raise _reject("dot segment with path parameter")

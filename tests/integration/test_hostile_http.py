@@ -23,21 +23,7 @@ pytestmark = pytest.mark.integration
 __all__ = ["hostile"]
 
 CASES = json.loads((DATA / "http.json").read_text())["cases"]
-_DOUBLE_DECODE = ("BUG: the sidecar judges this path literally (a segment under /public), so an anonymous GET is "
-                  "allowed; an upstream that decodes twice or folds overlong UTF-8 / fullwidth forms serves "
-                  "/admin. docs/security.md promises rules match 'the path the upstream will act on' and strict "
-                  "mode refuses non-canonical paths; expected 400, got 200.")
-KNOWN_BUGS: dict[str, str] = {
-    "bearer-tab-forged-public": (
-        "BUG: 'Authorization: Bearer<TAB><forged JWT>' is not seen as a credential at all: /data answers a bare "
-        "401 challenge and the anonymous /public/x answers 200, forwarding a forged token that upstreams which "
-        "split on any whitespace read as a Bearer token. security.md principle 3: a presented credential that "
-        "fails is a 401 even on anonymous routes. Expected 400/401, got 200."),
-    "path-double-encoded-dotdot": _DOUBLE_DECODE,
-    "path-double-encoded-slash": _DOUBLE_DECODE,
-    "path-overlong-utf8-dot": _DOUBLE_DECODE,
-    "path-fullwidth-dots": _DOUBLE_DECODE,
-}
+KNOWN_BUGS: dict[str, str] = {}  # all found so far are fixed; add ids here with a precise reason
 IDENTITY = ("x-auth-subject", "x-auth-scopes", "x-auth-issuer")
 
 

@@ -24,7 +24,10 @@ def test_other_schemes_are_not_ours():
 
 @pytest.mark.parametrize("value", ["Bearer a,Bearer b", "Bearer a b", "Bearer", "Bearer ", 'Bearer "x"',
                                    "Bearer a\x00", "Bearer " + "a" * 20000,
-                                   "Bearer a=b", "Bearer ==", "Bearer t\u00e9", "Bearer a;b"])
+                                   "Bearer a=b", "Bearer ==", "Bearer t\u00e9", "Bearer a;b",
+                                   # the scheme must be followed by SP: an upstream might read a token in these
+                                   "Bearer\ttok", "Bearer,tok", "Bearer:tok", "Bearer=tok", "Bearer\t tok",
+                                   "bearer\x0btok", "Bearer\u00a0tok"])
 def test_malformed_bearer_is_invalid_request(value):
     with pytest.raises(InvalidRequest) as exc:
         AuthorizationExtractor().extract(req(("Authorization", value)))
@@ -64,3 +67,8 @@ def test_credential_repr_hides_value():
 def test_b64token_accepts_rfc6750_alphabet(token):
     (cred,) = AuthorizationExtractor().extract(req(("Authorization", f"Bearer {token}")))
     assert cred.value == token
+
+
+@pytest.mark.parametrize("value", ["Basic dXNlcjpwYXNz", "Digest username=x", "Token abc", "BearerX abc", "JWT a.b.c"])
+def test_other_schemes_pass_as_not_ours(value):
+    assert AuthorizationExtractor().extract(req(("Authorization", value))) == []

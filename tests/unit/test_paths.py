@@ -42,6 +42,9 @@ ALWAYS_REJECTED = [
     "/api/..%2fadmin", "/api/%2Fadmin", "/api%5c..%5cadmin", "/api\\..\\admin", "/a%00b", "/a\x00b", "/a b",
     "/a\tb", "/a%zz", "/a%2", "/..", "/a/../..", "relative", "", "/a#frag", "/" + "a" * 9000,
     "/public/..;/admin", "/public/.;/admin", "/public/..;x=1/admin", "/public/%2e%2e;/admin", "/public/.%2e;/admin",
+    # decoded into ".." by servers that decode twice, accept overlong UTF-8 or normalise Unicode (NFKC)
+    "/public/%252e%252e/admin", "/public/..%252f..%252fadmin", "/public/%c0%ae%c0%ae/admin",
+    "/public/%ef%bc%8e%ef%bc%8e/admin", "/public/%ef%bc%8f..%ef%bc%8fadmin", "/a%ff", "/a%e2%82",
 ]
 
 
@@ -66,3 +69,8 @@ def test_path_parameters_strict_vs_normalize():
     with pytest.raises(InvalidRequest):
         normalize_path("/items;jsessionid=1", "strict")
     assert normalize_path("/items;v=2/x", "normalize") == "/items;v=2/x"
+
+
+@pytest.mark.parametrize("path", ["/caf%C3%A9", "/%E2%82%AC/price", "/100%25", "/a%25zz", "/%F0%9F%98%80"])
+def test_legitimate_escapes_pass(path):
+    assert normalize_path(path, "strict") == path

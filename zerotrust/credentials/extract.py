@@ -6,11 +6,14 @@ drops them) and are never looked at.
 
 from __future__ import annotations
 
+import re
+
 from ..errors import InvalidRequest
 from ..types import Credential, RequestContext
 
 _B64TOKEN_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/="
 MAX_CREDENTIAL_BYTES = 16 * 1024
+_SCHEME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
 
 
 def is_b64token(value: str) -> bool:
@@ -42,11 +45,18 @@ class AuthorizationExtractor:
         value = values[0]
         if len(value) > MAX_CREDENTIAL_BYTES:
             raise _malformed("Authorization header too large")
-        scheme, sep, token = value.strip().partition(" ")
+        value = value.strip(" \t")
+        m = _SCHEME.match(value)
+        scheme = m.group(0) if m else ""
         if scheme.lower() not in self.schemes:
-            return []
-        token = token.strip(" ")
-        if not sep or not token:
+            return []  # another scheme (Basic, Digest): not ours, the upstream may use it
+        rest = value[len(scheme):]
+        # RFC 9110 section 11.4: scheme, then 1*SP. "Bearer<TAB>x", "Bearer,x", "Bearer:x" are not "not ours": an
+        # upstream splitting on whitespace or punctuation would read a token there, so they are malformed.
+        if rest and rest[0] != " ":
+            raise _malformed("bearer scheme not followed by a space")
+        token = rest.strip(" ")
+        if not token:
             raise _malformed("empty bearer token")
         if not is_b64token(token):
             # b64token (RFC 6750 section 2.1): rejects "a,Bearer b", spaces, quotes, controls

@@ -30,9 +30,13 @@ _NO = object()  # "claim absent"; distinct from a JSON null, which is the wrong 
 _NEVER = float("-inf")
 
 
+_MAX_DATE = 2**53  # I-JSON (RFC 7493) safe integers; year ~285 million is far enough
+
+
 def _number(v: Any) -> bool:
-    # bool is an int subclass and is excluded on purpose; 1e400 parses to inf and is excluded too
-    return type(v) is int or (type(v) is float and math.isfinite(v))
+    # bool is an int subclass and is excluded on purpose; 1e400 parses to inf and is excluded too;
+    # a 400-digit integer is a number in JSON but not a date anyone issues.
+    return (type(v) is int or (type(v) is float and math.isfinite(v))) and -_MAX_DATE <= v <= _MAX_DATE
 
 
 def _string_list(v: Any) -> bool:
@@ -86,8 +90,8 @@ class IssuerPolicy:
                 raise deny("missing_claim", f"claim {name} is required")
         get = c.get
         leeway = self.leeway
-        if type(c["iss"]) is not str or type(c["sub"]) is not str:
-            raise deny("claim_type", "iss or sub is not a string")
+        if type(c["iss"]) is not str or type(c["sub"]) is not str or not c["sub"]:
+            raise deny("claim_type", "iss or sub is not a non-empty string")
         exp, nbf, iat, auth_time = c["exp"], get("nbf", _NO), get("iat", _NO), get("auth_time", _NO)
         if not _number(exp) or (nbf is not _NO and not _number(nbf)) or (iat is not _NO and not _number(iat)) \
                 or (auth_time is not _NO and not _number(auth_time)):
