@@ -116,8 +116,9 @@ class Sidecar:
     def started(self, listen: Address, admin: Address, tls: bool) -> None:
         self.bound = (listen, admin)
         self.admin.serving = not self._stopping
-        prefix = self.config.server.path_prefix
-        self.announce(f"zerotrust: ext_authz on {listen.url('https' if tls else 'http')}{prefix} "
+        fwd = self.config.server.forward_auth
+        mode, prefix = ("forward-auth", fwd.path) if fwd.enabled else ("ext_authz", self.config.server.path_prefix)
+        self.announce(f"zerotrust: {mode} on {listen.url('https' if tls else 'http')}{prefix} "
                       f"admin on {admin.url()} (stack {self.config.server.stack})")
 
     def stop(self) -> None:
