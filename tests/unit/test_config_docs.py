@@ -20,3 +20,10 @@ def test_every_config_key_is_described():
 
     undocumented = [key for key, _, _, desc in rows(Config) if not desc]
     assert undocumented == []
+
+
+def test_committed_json_schema_is_up_to_date():
+    from zerotrust.config import json_schema
+
+    committed = (ROOT / "docs" / "config.schema.json").read_text()
+    assert committed == json_schema() + "\n", "run: zerotrust config schema > docs/config.schema.json"
