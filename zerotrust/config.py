@@ -64,8 +64,8 @@ class ForwardAuthConfig(_Model):
 
 
 class ServerConfig(_Model):
-    listen: str = Field("127.0.0.1:8181", description="ext_authz listener HOST:PORT (overridden by --listen)")
-    admin_listen: str = Field("127.0.0.1:8182", description="Health, readiness and metrics listener HOST:PORT")
+    listen: str = Field("127.0.0.1:9191", description="ext_authz listener HOST:PORT (overridden by --listen)")
+    admin_listen: str = Field("127.0.0.1:9192", description="Health, readiness and metrics listener HOST:PORT")
     path_prefix: str = Field("", description="Prefix stripped from the path before judging (Envoy path_prefix)")
     path_mode: Literal["strict", "normalize"] = Field(
         "strict", description="strict: non-canonical paths are 400; normalize: judged in canonical form")

@@ -43,7 +43,7 @@ def test_missing_env_var_is_reported_with_path():
 
 def test_env_values_cannot_inject_yaml():
     cfg = parse_config(MINIMAL + "server:\n  realm: ${R}\n", env={"R": "x\nadmin_listen: 0.0.0.0:1"})
-    assert cfg.server.admin_listen == "127.0.0.1:8182"
+    assert cfg.server.admin_listen == "127.0.0.1:9192"
 
 
 def test_every_problem_reported_with_path_and_line():
