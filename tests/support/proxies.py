@@ -58,6 +58,20 @@ def _workdir(name: str) -> Path:
     return path
 
 
+def _launch(name: str, argv: list[str], port: int, workdir: Path, *, ready: Callable[[Service], None] | None = None,
+            env: dict[str, str] | None = None) -> RunningProxy:
+    """Start a proxy and wait until it listens on ``port`` (and ``ready`` passes); never leave one half-started."""
+    service = Service(name, argv, env=env, cwd=workdir).start()
+    try:
+        service.wait_port(port)
+        if ready is not None:
+            ready(service)
+    except Exception:
+        service.stop()
+        raise
+    return RunningProxy(name, port, service, workdir)
+
+
 def start_envoy(sidecar_port: int, upstream_port: int, *,
                 edit: Callable[[str], str] | None = None, name: str = "envoy") -> RunningProxy:
     """Run Envoy 1.40 with sidecar/envoy/envoy.yaml; ``edit`` may alter the rendered text (variants)."""
@@ -74,15 +88,9 @@ def start_envoy(sidecar_port: int, upstream_port: int, *,
     config = workdir / "envoy.yaml"
     config.write_text(text)
     # --disable-hot-restart: several Envoys on one host must not share a shared-memory base id.
-    service = Service(name, [binary, "-c", str(config), "--disable-hot-restart", "--concurrency", "1",
-                             "-l", "warning"]).start()
-    try:
-        service.wait_http(f"http://{LOOPBACK}:{admin_port}/ready", ok=lambda r: r.status_code == 200)
-        service.wait_port(port)
-    except Exception:
-        service.stop()
-        raise
-    return RunningProxy(name, port, service, workdir)
+    return _launch(name, [binary, "-c", str(config), "--disable-hot-restart", "--concurrency", "1", "-l", "warning"],
+                   port, workdir, ready=lambda service: service.wait_http(
+                       f"http://{LOOPBACK}:{admin_port}/ready", ok=lambda r: r.status_code == 200))
 
 
 def start_nginx(sidecar_port: int, upstream_port: int, *, name: str = "nginx") -> RunningProxy:
@@ -98,13 +106,7 @@ def start_nginx(sidecar_port: int, upstream_port: int, *, name: str = "nginx") -
         (workdir / filename).write_text(render((NGINX_DIR / filename).read_text(), values))
     (workdir / "tmp").mkdir()
     # -p: every relative path in nginx.conf (pid, temp dirs, includes) stays inside workdir.
-    service = Service(name, [binary, "-p", str(workdir), "-c", "nginx.conf", "-g", "daemon off;"]).start()
-    try:
-        service.wait_port(port)
-    except Exception:
-        service.stop()
-        raise
-    return RunningProxy(name, port, service, workdir)
+    return _launch(name, [binary, "-p", str(workdir), "-c", "nginx.conf", "-g", "daemon off;"], port, workdir)
 
 
 def start_caddy(sidecar_port: int, upstream_port: int, *, name: str = "caddy") -> RunningProxy:
@@ -116,14 +118,8 @@ def start_caddy(sidecar_port: int, upstream_port: int, *, name: str = "caddy") -
                ZT_CADDY_SITE=f"http://:{port}", ZT_CADDY_BIND=LOOPBACK, ZT_CADDY_ADMIN=f"{LOOPBACK}:{admin_port}",
                ZT_SIDECAR_ADDRESS=LOOPBACK, ZT_SIDECAR_PORT=str(sidecar_port),
                ZT_UPSTREAM_ADDRESS=LOOPBACK, ZT_UPSTREAM_PORT=str(upstream_port))
-    service = Service(name, [binary, "run", "--config", str(CADDYFILE), "--adapter", "caddyfile"], env=env,
-                      cwd=workdir).start()
-    try:
-        service.wait_port(port)
-    except Exception:
-        service.stop()
-        raise
-    return RunningProxy(name, port, service, workdir)
+    return _launch(name, [binary, "run", "--config", str(CADDYFILE), "--adapter", "caddyfile"], port, workdir,
+                   env=env)
 
 
 @dataclass(frozen=True)
