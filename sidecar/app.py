@@ -52,6 +52,7 @@ class ExtAuthzApp:
         self.forward = forward  # one mode per listener: a request line is never judged in forward mode
         self.inflight = metrics.inflight if metrics is not None else None
         self._identity_names = tuple(pipeline.identity.names)
+        self._twins = tuple(t for n in self._identity_names for t in dotted_twins(n))
         self._to_remove: dict[frozenset[str], list[tuple[bytes, bytes]]] = {}
 
     @classmethod
@@ -141,7 +142,7 @@ class ExtAuthzApp:
         key = present
         cached = self._to_remove.get(key)
         if cached is None:
-            missing = [n for n in self._identity_names if n not in present]
+            missing = [n for n in self._identity_names if n not in present] + list(self._twins)
             cached = [(REMOVE_HEADER, ",".join(missing).encode("latin-1"))] if missing else []
             if len(self._to_remove) < 64:
                 self._to_remove[key] = cached
@@ -153,6 +154,18 @@ class ExtAuthzApp:
         except Exception:
             return Decision(allow=False, status=500, reason="error.internal", decision_id=secrets.token_hex(8),
                             error_code="server_error")
+
+
+def dotted_twins(name: str) -> list[str]:
+    """Spellings of ``name`` with '.' for some '-': upstreams that fold punctuation read them as ``name``.
+
+    ('_' spellings are dropped by Envoy's headers_with_underscores_action before anything else.)
+    """
+    parts = name.split("-")
+    out = [parts[0]]
+    for part in parts[1:]:
+        out = [f"{prefix}{sep}{part}" for prefix in out for sep in "-."]
+    return [n for n in out if n != name]
 
 
 async def answer_lifespan(receive: Receive, send: Send) -> None:

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 
 # Not conftest's caddy fixture (made for ext_authz): Caddy asks a forward-mode sidecar. Its
 # reverse_proxy "rewrite /forward-auth" keeps the client's query on the check (the sidecar reads
-# X-Forwarded-Uri). Caddy forwards X.Auth.Subject: the Caddyfile strips only "_" twins.
+# X-Forwarded-Uri).
 proxy = forward_proxy(start_caddy, check_keeps_query=True)
 
 # Caddy forwards the raw URI ({uri}) to the sidecar, whose strict mode refuses non-canonical forms.

@@ -33,8 +33,7 @@ def proxy(nginx: RunningProxy, sidecar: Sidecar) -> ProxyUnderTest:
     # loopback, which the sidecar trusts as a proxy: a test can pick its own throttle bucket.
     # nginx ignores header names with "." or "_" (ignore_invalid_headers, underscores_in_headers off).
     # auth_request cannot relay the sidecar's denial body: zerotrust-server.conf builds one per status.
-    return ProxyUnderTest(nginx, sidecar, start_nginx, relays_denial=False, client_forwarded_for=True,
-                          strips_dotted_twins=True)
+    return ProxyUnderTest(nginx, sidecar, start_nginx, relays_denial=False, client_forwarded_for=True)
 
 
 # nginx forwards the raw request URI to both the sidecar and the upstream (proxy_pass without a

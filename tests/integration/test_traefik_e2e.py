@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 # A failed check is Traefik's own empty 500, not 503 (documented in deployment-proxies.md).
 # aliasHeadersStrategy delete (traefik.yml) removes every alias of an identity header, X.Auth.Subject too.
-proxy = forward_proxy(start_traefik, down_status=500, down_error=None, strips_dotted_twins=True)
+proxy = forward_proxy(start_traefik, down_status=500, down_error=None)
 
 path_case = path_cases(
     # Like Envoy's normalize_path: Traefik rewrites the path before forwardAuth, so judge == forward.

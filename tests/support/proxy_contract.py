@@ -20,11 +20,11 @@ from .upstream import UPSTREAM_MARK, RecordingUpstream
 
 IDENTITY = ("x-auth-subject", "x-auth-scopes", "x-auth-issuer")
 # What a client may try in order to pass as someone else; X_Auth_Subject is the CGI-mangling twin.
+# X.Auth.Subject and mixed forms are twins too: some upstreams map every non-alphanumeric to one separator.
 FORGED = [("X-Auth-Subject", "apikey:admin"), ("x-auth-subject", "root"), ("X-Auth-Scopes", "api:admin"),
           ("X-Auth-Issuer", "https://evil.example"), ("X_Auth_Subject", "root"), ("X-Auth_Scopes", "api:admin"),
+          ("X.Auth.Subject", "root"), ("X-Auth.Scopes", "api:admin"), ("X.Auth-Issuer", "https://evil.example"),
           ("X-Zerotrust-Decision-Id", "forged")]
-# Another twin some upstreams read as X-Auth-Subject; sent only where ProxyUnderTest.strips_dotted_twins.
-DOTTED_TWIN = ("X.Auth.Subject", "root")
 
 
 class AuthzSidecar(Protocol):
@@ -51,12 +51,11 @@ class ProxyUnderTest:
     down_status: int = 503               # what the client gets when the sidecar does not answer
     down_error: str | None = "temporarily_unavailable"  # that answer's JSON "error"; None: an empty body
     client_forwarded_for: bool = False   # the client's X-Forwarded-For reaches the sidecar (it trusts loopback)
-    strips_dotted_twins: bool = False    # X.Auth.Subject never reaches the upstream either
     check_keeps_query: bool = False      # forward-auth: the check's own target keeps the client's query
 
     @property
     def forged(self) -> list[tuple[str, str]]:
-        return [*FORGED, DOTTED_TWIN] if self.strips_dotted_twins else FORGED
+        return FORGED
 
     @property
     def url(self) -> str:
