@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
+from urllib.parse import unquote
 
 from zerotrust import (
     Config, Decision, Headers, Pipeline, PolicyResult, Principal, RequestContext, ZeroTrustError, build_pipeline,
@@ -60,6 +61,8 @@ class ZeroTrustMiddleware:
             else:
                 exact.add(p)
         self._exact, self._prefixes = frozenset(exact), tuple(prefixes)
+        # A client's own X-Auth-Subject (or X_Auth.Subject...) never reaches the app, as behind the sidecar.
+        self._strip = frozenset(a.encode("latin-1") for a in self.pipeline.identity.aliases)
 
     @classmethod
     def from_config(cls, app: ASGIApp, config: Config | str | os.PathLike[str], **kwargs: Any) -> ZeroTrustMiddleware:
@@ -95,6 +98,8 @@ class ZeroTrustMiddleware:
                 await send_response(send, *denial(decision))
             return
         scope["user"], scope["auth"] = user_for(decision.principal)
+        strip = self._strip
+        scope["headers"] = [(k, v) for k, v in scope["headers"] if k.lower() not in strip]
         scope["zerotrust.decision"] = decision
         scope["zerotrust.principal"] = decision.principal
         scope["zerotrust.request"] = request
@@ -105,6 +110,9 @@ class ZeroTrustMiddleware:
         try:
             raw, query = raw_target(scope)
             path = normalize_path(raw, self.path_mode)
+            if path != raw:  # normalize mode: the app must route on exactly the path that was judged
+                scope["raw_path"] = path.encode("ascii")
+                scope["path"] = unquote(path)
             if self._excluded(path):
                 return None, None
             request = build_request(scope, path=path, raw_path=raw, query=query,

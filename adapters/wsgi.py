@@ -18,7 +18,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote_to_bytes
 
 from zerotrust import (
     Config, Decision, DependencyError, Headers, Pipeline, RequestContext, ZeroTrustError, build_pipeline,
@@ -41,6 +41,10 @@ def _headers(environ: dict[str, Any]) -> Headers:
         elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
             pairs.append((key.replace("_", "-"), value))
     return Headers(pairs)
+
+
+def _cgi(name: str) -> str:
+    return name.upper().replace("-", "_").replace(".", "_")
 
 
 def _raw_target(environ: dict[str, Any]) -> str:
@@ -91,6 +95,7 @@ class ZeroTrustWSGIMiddleware:
         self.path_mode = path_mode
         self.timeout = timeout
         self._loop = _LoopThread()
+        self._strip = frozenset(_cgi(a) for a in pipeline.identity.aliases)
 
     @classmethod
     def from_config(cls, app: WSGIApp, config: Config | str | os.PathLike[str], **kwargs: Any) -> ZeroTrustWSGIMiddleware:
@@ -106,8 +111,14 @@ class ZeroTrustWSGIMiddleware:
             path, query = split_target(raw)
             if not path.isascii():
                 raise bad_target("non-ASCII bytes in the path")
+            canonical = normalize_path(path, self.path_mode)
+            if canonical != path:  # normalize mode: the app must route on exactly the path that was judged
+                environ["PATH_INFO"] = unquote_to_bytes(canonical).decode("latin-1")
+                environ["SCRIPT_NAME"] = ""
+                environ.pop("RAW_URI", None)
+                environ.pop("REQUEST_URI", None)
             request = RequestContext(
-                method=str(environ.get("REQUEST_METHOD", "GET")), path=normalize_path(path, self.path_mode),
+                method=str(environ.get("REQUEST_METHOD", "GET")), path=canonical,
                 headers=_headers(environ), query=query, raw_path=path, host=str(environ.get("HTTP_HOST", "")),
                 scheme="https" if environ.get("wsgi.url_scheme") == "https" else "http",
                 peer=environ.get("REMOTE_ADDR"))
@@ -125,6 +136,8 @@ class ZeroTrustWSGIMiddleware:
             start_response(f"{status} {_REASONS.get(status, 'Error')}",
                            [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers])
             return [body]
+        for key in [k for k in environ if k.startswith("HTTP_") and _cgi(k[5:]) in self._strip]:
+            del environ[key]  # a client's own X-Auth-Subject (or X.Auth.Subject) never reaches the app
         environ["zerotrust.decision"] = decision
         environ["zerotrust.principal"] = decision.principal
         if decision.principal is not None:

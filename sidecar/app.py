@@ -52,7 +52,8 @@ class ExtAuthzApp:
         self.forward = forward  # one mode per listener: a request line is never judged in forward mode
         self.inflight = metrics.inflight if metrics is not None else None
         self._identity_names = tuple(pipeline.identity.names)
-        self._twins = tuple(t for n in self._identity_names for t in dotted_twins(n))
+        # Envoy drops '_' spellings itself (headers_with_underscores_action); the '.' ones it must be told to remove.
+        self._twins = tuple(sorted(a for a in pipeline.identity.aliases if "." in a and "_" not in a))
         self._to_remove: dict[frozenset[str], list[tuple[bytes, bytes]]] = {}
 
     @classmethod
@@ -154,18 +155,6 @@ class ExtAuthzApp:
         except Exception:
             return Decision(allow=False, status=500, reason="error.internal", decision_id=secrets.token_hex(8),
                             error_code="server_error")
-
-
-def dotted_twins(name: str) -> list[str]:
-    """Spellings of ``name`` with '.' for some '-': upstreams that fold punctuation read them as ``name``.
-
-    ('_' spellings are dropped by Envoy's headers_with_underscores_action before anything else.)
-    """
-    parts = name.split("-")
-    out = [parts[0]]
-    for part in parts[1:]:
-        out = [f"{prefix}{sep}{part}" for prefix in out for sep in "-."]
-    return [n for n in out if n != name]
 
 
 async def answer_lifespan(receive: Receive, send: Send) -> None:

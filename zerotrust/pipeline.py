@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 import secrets
 import time
 from collections.abc import Sequence
@@ -40,10 +41,22 @@ def new_decision_id() -> str:
 
 
 def header_safe(value: str) -> str:
-    """Identity values come from tokens: never let them inject header syntax."""
-    if value.isascii() and value.isprintable():
+    """Identity values come from tokens: never let them inject header syntax.
+
+    Printable ASCII without '%' passes as is; anything else is percent-encoded, '%' included,
+    so the encoding is reversible and "é" and a literal "%C3%A9" stay two different subjects.
+    """
+    if value.isascii() and value.isprintable() and "%" not in value:
         return value
-    return quote(value, safe=" !#$%&'()*+,-./:;<=>?@[]^_`{|}~")
+    return quote(value, safe=" !#$&'()*+,-./:;<=>?@[]^_`{|}~")
+
+
+def _spellings(name: str) -> list[str]:
+    parts = re.split(r"[-_.]", name)
+    out = [parts[0]]
+    for part in parts[1:]:
+        out = [f"{prefix}{sep}{part}" for prefix in out for sep in "-_."]
+    return out
 
 
 class IdentityHeaders:
@@ -54,6 +67,8 @@ class IdentityHeaders:
         self.subject, self.scopes, self.issuer = subject, scopes, issuer
         self.extra = dict(extra or {})  # header name -> claim name
         self.names = tuple(n.lower() for n in (subject, scopes, issuer, *self.extra))
+        # Every '-', '_' and '.' spelling of each name: CGI-style upstreams fold them into one header.
+        self.aliases = frozenset(a for n in self.names for a in _spellings(n))
 
     def render(self, principal: Principal | None) -> tuple[tuple[str, str], ...]:
         if principal is None:
@@ -133,7 +148,7 @@ class Pipeline:
         if result.required_scopes and not principal.has_scopes(result.required_scopes):
             return InsufficientScope(result.required_scopes)
         err = PolicyDenied()
-        if result.status:
+        if result.status and 400 <= result.status <= 599:  # a deny is never sent as 2xx/3xx: proxies read it as allow
             err.status = result.status
         return err
 
