@@ -107,3 +107,30 @@ def test_deterministic_keys_are_cached_and_follow_rotation_after_ttl():
     clock.now += 30
     later = enc.encrypt_document({"e": "x"}, spec)["e"]
     assert parse(later).version == 2 and later != first
+
+
+def test_per_record_contexts_do_not_grow_the_data_key_cache_without_bound():
+    fake = FakeTransit()
+    enc = FieldEncryptor(fake, "k")
+    for record in range(1100):  # docs recommend context=f"{tenant}/{record_id}"
+        enc.encrypt_document({"a": 1}, ["$.a"], context=f"acme/{record}")
+    assert len(enc.ring.datakeys) == 1024
+    enc.encrypt_document({"a": 1}, ["$.a"], context="acme/1099")  # the newest is still cached
+    assert fake.calls.count("generate_data_key") == 1100
+    enc.encrypt_document({"a": 1}, ["$.a"], context="acme/0")  # the oldest went first
+    assert fake.calls.count("generate_data_key") == 1101
+
+
+def test_expired_data_keys_leave_memory_when_any_slot_is_used():
+    clock = Clock()
+    cache = DataKeyCache(ttl=10, max_uses=100, clock=clock)
+    for record in range(3):
+        cache.install(f"t/{record}", os.urandom(32), b"w", 1)
+    clock.now += 5
+    cache.install("t/late", os.urandom(32), b"w", 1)
+    clock.now += 5  # the first three expire now; nobody asks for them again
+    assert cache.reserve("t/late", 1) is not None
+    assert len(cache) == 1
+    clock.now += 5
+    cache.install("t/other", os.urandom(32), b"w", 1)
+    assert len(cache) == 1

@@ -33,20 +33,32 @@ class DataKey:
 
 
 class DataKeyCache:
-    """The current encryption data key per (key, context) slot; a new one replaces it when spent."""
+    """The current encryption data key per (key, context) slot; a new one replaces it when spent.
 
-    def __init__(self, ttl: float, max_uses: int, clock: Clock = time.monotonic):
-        self.ttl, self.max_uses, self.clock = ttl, max_uses, clock
-        self._slots: dict[Hashable, DataKey] = {}
+    Per-record contexts make one slot per record, so the slots are capped (``max_entries``)
+    and expired keys are dropped on every call, not only when their own slot asks again.
+    Slots stay in install order, which with one ``ttl`` is expiry order: the expired ones
+    are always at the front, and the one evicted for room is the next to expire anyway.
+    """
+
+    def __init__(self, ttl: float, max_uses: int, clock: Clock = time.monotonic, max_entries: int = 1024):
+        self.ttl, self.max_uses, self.clock, self.max_entries = ttl, max_uses, clock, max_entries
+        self._slots: OrderedDict[Hashable, DataKey] = OrderedDict()
         self._lock = threading.Lock()
+
+    def _purge(self) -> None:
+        now = self.clock()
+        while self._slots and next(iter(self._slots.values())).expires <= now:
+            self._slots.popitem(last=False)
 
     def reserve(self, slot: Hashable, wanted: int) -> tuple[DataKey, int] | None:
         """Take up to ``wanted`` uses of the slot's key; ``None`` when it is missing, expired or spent."""
         with self._lock:
+            self._purge()
             key = self._slots.get(slot)
             if key is None:
                 return None
-            if key.uses_left <= 0 or self.clock() >= key.expires:
+            if key.uses_left <= 0:
                 del self._slots[slot]
                 return None
             granted = min(wanted, key.uses_left)
@@ -57,12 +69,19 @@ class DataKeyCache:
         """Cache a freshly generated key. Its uses are granted by :meth:`reserve`, like any other."""
         key = DataKey(AESGCM(plaintext), wrapped, version, self.clock() + self.ttl, self.max_uses)
         with self._lock:
+            self._purge()
+            self._slots.pop(slot, None)  # re-inserted at the end: install order stays expiry order
             self._slots[slot] = key
+            while len(self._slots) > self.max_entries:
+                self._slots.popitem(last=False)
         return key
 
     def clear(self) -> None:
         with self._lock:
             self._slots.clear()
+
+    def __len__(self) -> int:
+        return len(self._slots)
 
 
 class TTLCache(Generic[V]):

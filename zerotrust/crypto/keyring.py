@@ -36,7 +36,7 @@ class Keyring:
         self.key = key
         # Ciphertexts from the provider look like "<prefix>:v<n>:<base64>"; only the version and bytes are kept.
         self.prefix: str = getattr(provider, "name", "vault")
-        self.datakeys = DataKeyCache(datakey_ttl, datakey_max_uses, clock)
+        self.datakeys = DataKeyCache(datakey_ttl, datakey_max_uses, clock, max_cached_keys)
         self.unwrapped: TTLCache[Any] = TTLCache(datakey_ttl, max_cached_keys, clock)
         self.derived: TTLCache[Any] = TTLCache(datakey_ttl, max_cached_keys, clock)
         self.versions: TTLCache[int] = TTLCache(min(datakey_ttl, 60.0), 16, clock)
