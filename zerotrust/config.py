@@ -161,7 +161,8 @@ class APIKeyConfig(_Model):
     enabled: bool = Field(True, description="Accept API keys")
     prefix: str = Field("zt", pattern=r"^[a-z][a-z0-9]{1,15}$", description="Key prefix, e.g. 'zt' gives zt_...")
     database: str = Field("zerotrust-keys.db", description="SQLite file with the hashed keys")
-    pepper: str | None = Field(None, description="HMAC pepper (>= 32 chars); from Vault when vault.pepper is set")
+    pepper: str | None = Field(None, repr=False,
+                               description="HMAC pepper (>= 32 chars); from Vault when vault.pepper is set")
     header: str = Field("X-API-Key", description="Header carrying a key (Authorization: Bearer also works)")
     issuer: str = Field("zerotrust:api-key", description="Issuer recorded on API-key principals")
     throttle_failures: int = Field(10, ge=1, description="Failed attempts per client before throttling")
@@ -262,9 +263,9 @@ class VaultPKIConfig(_Model):
 class VaultConfig(_Model):
     addr: str = Field(..., description="Vault/OpenBao address (https, or http on loopback)")
     auth: Literal["token", "approle", "kubernetes"] = Field("token", description="Authentication method")
-    token: str | None = Field(None, description="Token for auth: token")
+    token: str | None = Field(None, repr=False, description="Token for auth: token")
     role_id: str | None = Field(None, description="AppRole role id")
-    secret_id: str | None = Field(None, description="AppRole secret id")
+    secret_id: str | None = Field(None, repr=False, description="AppRole secret id")
     kubernetes_role: str | None = Field(None, description="Kubernetes auth role")
     kubernetes_jwt_path: str = Field(
         "/var/run/secrets/kubernetes.io/serviceaccount/token",
@@ -285,11 +286,7 @@ class VaultConfig(_Model):
     @classmethod
     def _addr(cls, v: str) -> str:
         # The token travels in every request header: cleartext only on loopback.
-        from urllib.parse import urlsplit
-
-        url = urlsplit(v)
-        loopback = url.scheme == "http" and url.hostname in ("127.0.0.1", "localhost", "::1")
-        if not url.hostname or not (url.scheme == "https" or loopback) or url.path not in ("", "/"):
+        if not secure_url(v) or urlsplit(v).path not in ("", "/"):
             raise ValueError("must be an https:// URL with no path (http:// only for loopback)")
         return v.rstrip("/")
 

@@ -151,3 +151,11 @@ def test_rule_ids_must_be_unique():
     text = f"api_keys: {{pepper: {PEPPER}}}\npolicy:\n  rules:\n    - {{id: a, paths: ['/x']}}\n    - {{id: a, paths: ['/**']}}\n"
     with pytest.raises(ConfigError, match="repeated: a"):
         parse_config(text, env={})
+
+
+def test_secrets_never_in_reprs():
+    text = MINIMAL + "vault: {addr: 'http://127.0.0.1:8200', token: s.vaulttokenvalue, auth: token}\n"
+    cfg = parse_config(text, env={})
+    for shown in (repr(cfg), str(cfg), repr(cfg.api_keys), repr(cfg.vault)):
+        assert PEPPER not in shown and "s.vaulttokenvalue" not in shown
+    assert cfg.api_keys.pepper == PEPPER and cfg.vault.token == "s.vaulttokenvalue"

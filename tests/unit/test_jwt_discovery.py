@@ -36,7 +36,12 @@ def test_metadata_urls(issuer: str, expected: list[str]) -> None:
 
 @pytest.mark.parametrize("url,ok", [("https://a.example/jwks", True), ("http://127.0.0.1:9/jwks", True),
                                     ("http://a.example/jwks", False), ("https:///jwks", False),
-                                    ("file:///etc/passwd", False), (None, False), (5, False)])
+                                    ("file:///etc/passwd", False), (None, False), (5, False),
+                                    # prefix look-alikes of loopback, and credentials in the URL
+                                    ("http://localhost.evil.example/jwks", False),
+                                    ("http://127.0.0.1.evil.example/jwks", False),
+                                    ("http://localhost@evil.example/jwks", False),
+                                    ("https://user:pw@evil.example/k", False)])
 def test_trusted_url(url: object, ok: bool) -> None:
     assert trusted_url(url) is ok
 

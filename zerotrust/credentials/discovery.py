@@ -13,8 +13,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ..config import secure_url
+
 MAX_DOCUMENT_BYTES = 512 * 1024
-_LOOPBACK_HTTP = ("http://127.0.0.1", "http://localhost", "http://[::1]")
 
 
 class FetchError(Exception):
@@ -22,12 +23,8 @@ class FetchError(Exception):
 
 
 def trusted_url(url: Any) -> bool:
-    """The same rule as the config: https, or plain http only to loopback."""
-    if type(url) is not str:
-        return False
-    if url.startswith("https://"):
-        return bool(urlsplit(url).hostname)
-    return url.startswith(_LOOPBACK_HTTP)
+    """The config's own rule (parsed, not prefix-matched): https, or plain http only to a loopback host."""
+    return type(url) is str and secure_url(url)
 
 
 async def fetch_json(client: httpx.AsyncClient, url: str, timeout: float) -> Any:
