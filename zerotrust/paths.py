@@ -8,10 +8,9 @@ Policy rules are matched against the path the upstream will act on. Two modes:
 * ``normalize``: such paths are rewritten to canonical form and judged as that.
 
 In both modes an encoded ``/``, ``\\`` or NUL, a raw backslash, control characters,
-invalid percent escapes and dot segments carrying path parameters (``..;``, ``.;x``)
-are rejected: upstreams disagree about what they mean (Tomcat and Spring strip
-``;params`` and would serve ``/public/..;/admin`` as ``/admin``). Strict mode also
-rejects any ``;`` in the path, since a Java upstream removes what follows it.
+invalid percent escapes and any ``;`` are rejected: upstreams disagree about what
+they mean (Tomcat and Spring strip ``;params`` and would serve ``/public/..;/admin``
+or ``/admin;x`` as ``/admin``).
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 _PCT = re.compile(r"%([0-9A-Fa-f]{2})")
 _FORBIDDEN_ENCODED = frozenset({"2F", "5C", "00"})
 _BAD = re.compile(r"[\x00-\x20\x7f\\#]|%(?![0-9A-Fa-f]{2})")
-_DOT_PARAMS = re.compile(r"(?:^|/)\.{1,2};")
 _DOUBLE = re.compile(r"%25[0-9A-Fa-f]{2}")
 _HIGH = re.compile(r"%[89A-Fa-f][0-9A-Fa-f]")
 _MAX_PATH = 8192
@@ -90,7 +88,7 @@ def normalize_path(raw: str, mode: str = "strict") -> str:
         raise _reject("not an absolute path or too long")
     if _BAD.search(raw):
         raise _reject("forbidden character or bad escape")
-    if ";" in raw and mode == "strict":
+    if ";" in raw:  # Tomcat/Spring strip ";params": /admin;x and /public/..;/admin would be served as /admin
         raise _reject("path parameter")
     fast = "%" not in raw and "//" not in raw and "/." not in raw
     if fast:
@@ -98,8 +96,6 @@ def normalize_path(raw: str, mode: str = "strict") -> str:
     if "%" in raw:
         _check_escapes(raw)
     decoded = _PCT.sub(_decode_unreserved, raw) if "%" in raw else raw
-    if ";" in decoded and _DOT_PARAMS.search(decoded):
-        raise _reject("dot segment with path parameter")
     canonical = _remove_dot_segments(decoded)
     if canonical != raw and mode == "strict":
         raise _reject("non-canonical path")
