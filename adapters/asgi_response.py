@@ -57,7 +57,3 @@ def denial(decision: Decision) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
 async def send_response(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-async def send_denial(send: Send, decision: Decision) -> None:
-    await send_response(send, *denial(decision))

@@ -88,6 +88,11 @@ class Sidecar:
                               "not expose the client certificate); use stack: uvicorn")
         if self.handle_signals:
             self._install_signals()
+        keys = self.config.api_keys
+        if keys is not None and keys.enabled and not self.config.server.trusted_proxies:
+            log.warning("api_keys throttling is keyed by the TCP peer and server.trusted_proxies is empty: behind a "
+                        "proxy every client shares the proxy's bucket, so a few bad keys throttle everyone; list the "
+                        "proxy networks in server.trusted_proxies")
         ssl_ctx = await server_context(self.config)
         try:
             if self._pipeline is not None:

@@ -55,3 +55,20 @@ def test_memory_sink_is_bounded():
     for i in range(5):
         m.emit(record(decision_id=str(i)))
     assert [r["decision_id"] for r in m.records] == ["2", "3", "4"]
+
+
+def test_dropped_sinks_do_not_leak_flusher_threads():
+    import gc
+    import threading
+
+    def flushers():
+        return sum(t.name == "zerotrust-audit-flush" and t.is_alive() for t in threading.enumerate())
+
+    before = flushers()
+    for _ in range(5):
+        JsonLinesSink(io.BytesIO(), flush_interval=0.02)
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and flushers() > before:
+        time.sleep(0.02)
+    assert flushers() <= before

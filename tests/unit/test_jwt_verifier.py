@@ -125,14 +125,12 @@ async def test_only_verified_tokens_take_header_memo_slots(verifier: JWTVerifier
 
 
 async def test_oversize_is_refused_before_hashing(verifier: JWTVerifier, monkeypatch: pytest.MonkeyPatch) -> None:
-    from zerotrust.credentials.jwt_cache import VerifiedTokenCache
-
     v = make_verifier(FakeIdP(), FakeClock(), cache_size=10)
 
-    def no_hash(token: str) -> bytes:
+    def no_hash(self: Credential) -> bytes:
         raise AssertionError("hashed an oversize token")
 
-    monkeypatch.setattr(VerifiedTokenCache, "digest", staticmethod(no_hash))
+    monkeypatch.setattr(Credential, "digest", property(no_hash))  # the cache key is the credential's digest
     try:
         with pytest.raises(InvalidToken) as info:
             await v.verify(Credential("bearer", "a" * 9000 + ".b.c"))

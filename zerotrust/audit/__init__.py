@@ -39,7 +39,7 @@ class JsonLinesSink:
             ref = weakref.ref(self)
             threading.Thread(target=_flusher, args=(ref, flush_interval), name="zerotrust-audit-flush",
                              daemon=True).start()
-            atexit.register(self.flush)
+            atexit.register(_flush_at_exit, ref)  # through the weak reference: a dropped sink is collected
 
     @classmethod
     def from_output(cls, output: str, include_allows: bool = True, flush_interval: float = 1.0) -> JsonLinesSink | None:
@@ -68,6 +68,12 @@ class JsonLinesSink:
                 self.stream.flush()
             except (OSError, ValueError):  # closed at interpreter exit
                 pass
+
+
+def _flush_at_exit(ref: weakref.ref[JsonLinesSink]) -> None:
+    sink = ref()
+    if sink is not None:
+        sink.flush()
 
 
 def _flusher(ref: weakref.ref[JsonLinesSink], interval: float) -> None:

@@ -64,9 +64,6 @@ class IssuerKeys:
     def candidates(self, kid: str | None, alg: str) -> tuple[VerificationKey, ...]:
         return self._index.get((kid, alg), ())
 
-    def has(self, ident: tuple[object, ...]) -> bool:
-        return ident in self.idents
-
     @property
     def stale(self) -> bool:
         return self._clock() - self.fetched_at > self.ttl

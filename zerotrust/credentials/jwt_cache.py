@@ -1,6 +1,6 @@
 """Verified-token cache: skip the signature check for a token seen moments ago.
 
-Keyed by SHA-256 of the token (the token itself is never stored as a key).
+Keyed by SHA-256 of the token (``Credential.digest``; the token itself is never stored as a key).
 An entry is bounded three ways: by count (oldest evicted first), by the token's
 own validity window (never past ``exp``, whatever the leeway), and by its signing
 key (if the issuer's key set no longer has that key, the entry is dropped).
@@ -9,7 +9,6 @@ A hit re-checks the window against the current time.
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 
 from ..types import Principal
@@ -26,10 +25,6 @@ class VerifiedTokenCache:
         # OrderedDict, not dict: evicting a dict's first key scans the deleted slots before it, which
         # made a full 10k-entry cache cost ~3.4 us per insert; popitem(last=False) is O(1).
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
-
-    @staticmethod
-    def digest(token: str) -> bytes:
-        return hashlib.sha256(token.encode()).digest()
 
     def get(self, digest: bytes, now: float) -> Principal | None:
         entry = self._entries.get(digest)
