@@ -258,3 +258,31 @@ def test_output_is_json_serialisable():
     _, enc = make()
     out = enc.encrypt_document(DOC, PATHS)
     assert json.loads(json.dumps(out)) == out
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_client_chosen_member_names_and_contexts_cannot_fill_the_caches(mode):
+    from zerotrust.crypto.ciphertext import _b64d_shared, associated_data
+    from zerotrust.crypto.jsonpath import MAX_MEMBER_CHARS, _member
+
+    _, enc = make(mode)
+    enc.encrypt_document({"card": {"x": "4111"}}, ["$.card.*"])
+    before = (_member.cache_info().misses, associated_data.cache_info().misses)
+    for n in range(3):  # ~1 MiB names were kept by three count-bounded caches: ~4 MiB per request
+        with pytest.raises(FieldInputError, match="member name is longer"):
+            enc.encrypt_document({"card": {str(n) * (1 << 20): "4111"}}, ["$.card.*"])
+        with pytest.raises(FieldInputError, match="member name is longer"):
+            enc.decrypt_document({"card": {str(n) * (MAX_MEMBER_CHARS + 1): "x"}}, ["$.card.*"], strict=False)
+    assert (_member.cache_info().misses, associated_data.cache_info().misses) == before
+    long_name = "n" * MAX_MEMBER_CHARS  # the limit itself is fine
+    out = enc.encrypt_document({"card": {long_name: "4111"}}, ["$.card.*"])
+    assert enc.decrypt_document(out, ["$.card.*"]) == {"card": {long_name: "4111"}}
+    with pytest.raises(FieldInputError, match="member name is longer"):
+        enc.encrypt_document({"a": 1}, ["$['" + "n" * (MAX_MEMBER_CHARS + 1) + "']"])
+    with pytest.raises(FieldInputError, match="context is longer"):
+        enc.encrypt_document({"a": 1}, ["$.a"], context="t" * 1025)
+    # A ciphertext's wrapped-key part is decoded but not cached when it is longer than a real one.
+    shared = _b64d_shared.cache_info().misses
+    with pytest.raises(CryptoError):
+        enc.decrypt_document({"a": "ztf1.e.k.1." + "A" * 16 + "." + "B" * 4000 + "." + "C" * 32}, ["$.a"])
+    assert _b64d_shared.cache_info().misses == shared

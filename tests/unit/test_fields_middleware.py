@@ -275,3 +275,13 @@ def test_reads_the_objects_the_auth_middleware_really_sets():
     user, _ = user_for(p)
     assert principal_of({"user": user}) is p and may_decrypt(principal_of({"user": user}), ["pii:read"])
     assert principal_of({"user": ANONYMOUS}) is None
+
+
+async def test_overlong_member_name_under_a_wildcard_is_400_and_never_reaches_the_app():
+    app = EchoApp()
+    mw = FieldEncryptionMiddleware(app, FieldEncryptor(FakeTransit(), "k"), request_paths=["$.cards.*"])
+    async with client(mw) as c:
+        r = await c.post("/p", json={"cards": {"x" * 257: "4111"}})
+        ok = await c.post("/p", json={"cards": {"x" * 256: "4111"}})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request"
+    assert ok.status_code == 200 and len(app.seen) == 1 and b"4111" not in app.seen[0]

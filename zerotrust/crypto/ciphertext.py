@@ -73,6 +73,9 @@ def _b64d(text: str, what: str) -> bytes:
         raise CryptoError(detail=f"{what}: not base64url") from None
 
 
+_SHARED_CHARS = 128  # a Transit-wrapped AES-256 key is 80; longer parts are decoded but not cached
+
+
 @lru_cache(maxsize=1024)
 def _b64d_shared(text: str) -> bytes:
     # A wrapped data key repeats in every field it encrypted: decode it once.
@@ -102,7 +105,8 @@ def parse(value: object) -> FieldCiphertext:
             raise CryptoError(detail="envelope ciphertext has a bad nonce length")
         # A 16-character nonce has no padding bits, so nonce and payload decode as one string.
         both = _b64d(texts[0] + texts[2], "part 1 or 3")
-        parts: tuple[bytes, ...] = (both[:NONCE_BYTES], _b64d_shared(texts[1]), both[NONCE_BYTES:])
+        wrapped = _b64d_shared(texts[1]) if len(texts[1]) <= _SHARED_CHARS else _b64d(texts[1], "part 2")
+        parts: tuple[bytes, ...] = (both[:NONCE_BYTES], wrapped, both[NONCE_BYTES:])
         if len(parts[2]) < TAG_BYTES or not parts[1]:
             raise CryptoError(detail="envelope ciphertext has a bad wrapped key or tag length")
     else:

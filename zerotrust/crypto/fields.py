@@ -22,7 +22,7 @@ from . import deterministic, envelope, transit
 from .jsonpath import JsonPath, Location, assign, get
 from .keyring import Flow, Keyring, latest_version, run_async, run_sync
 from .selection import FieldSpec, PathsArg, collect, document_with, field_specs, location_of
-from .values import FieldInputError, decode_value, encode_value
+from .values import MAX_CONTEXT_CHARS, FieldInputError, decode_value, encode_value
 
 _DEFAULT: Any = object()
 _SCHEMES = {fmt.ENVELOPE: envelope, fmt.TRANSIT: transit, fmt.DETERMINISTIC: deterministic}
@@ -105,7 +105,10 @@ class FieldEncryptor:
         return specs
 
     def _ctx(self, context: str | None) -> str | None:
-        return self.context if context is _DEFAULT else context
+        context = self.context if context is _DEFAULT else context
+        if context is not None and len(context) > MAX_CONTEXT_CHARS:
+            raise FieldInputError(detail=f"context is longer than {MAX_CONTEXT_CHARS} characters")
+        return context
 
     def _encrypt(self, doc: Any, specs: tuple[FieldSpec, ...], context: str | None) -> Flow[Any]:
         groups: dict[Any, list[tuple[Location, str, bytes]]] = {self._random: [], deterministic: []}

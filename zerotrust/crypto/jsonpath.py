@@ -16,6 +16,9 @@ two things is worse than none. Paths that do not match a document are skipped.
 Every matched location gets a *binding*: its concrete path with array indices
 erased (``$["users"][*]["ssn"]``). Ciphertexts are bound to it, so a value moved to
 another field fails to decrypt, while reordering array elements stays harmless.
+Bindings key several caches, so a member name in one is at most ``MAX_MEMBER_CHARS``:
+a longer name in a path is a :class:`PathError`, one that ``*`` meets in a document a
+:class:`FieldInputError` (the client chose it).
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from .values import FieldInputError
+
 MAX_PATH_CHARS = 1024
+MAX_MEMBER_CHARS = 256
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _INDEX = re.compile(r"0|[1-9][0-9]{0,8}")
 
@@ -69,6 +75,9 @@ class JsonPath:
                             add((here + (i,), star, child))
                     elif isinstance(node, dict):
                         for k, child in node.items():
+                            if len(k) > MAX_MEMBER_CHARS:
+                                raise FieldInputError(detail=f"{bound}: a member name is longer than "
+                                                             f"{MAX_MEMBER_CHARS} characters")
                             add((here + (k,), bound + _member(k), child))
             elif isinstance(seg, int):
                 for here, bound, node in frontier:
@@ -123,6 +132,8 @@ def parse(text: str) -> JsonPath:
             raise PathError(f"JSON path {text!r}: unexpected {ch!r} at offset {i} (expected '.' or '[')")
     if not segments:
         raise PathError(f"JSON path {text!r} selects the whole document; name a field below '$'")
+    if any(isinstance(s, str) and len(s) > MAX_MEMBER_CHARS for s in segments):
+        raise PathError(f"JSON path {text[:40]!r}...: a member name is longer than {MAX_MEMBER_CHARS} characters")
     return JsonPath(text, tuple(segments))
 
 

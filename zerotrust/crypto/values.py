@@ -14,6 +14,7 @@ from ..errors import CryptoError, ZeroTrustError
 
 MAX_VALUE_BYTES = 64 * 1024  # one field; a bigger secret belongs in object storage, not a JSON field
 MAX_FIELDS = 10_000  # per document, so one request cannot turn into unbounded Vault work
+MAX_CONTEXT_CHARS = 1024  # a context keys the key caches; "tenant/record-id" needs far less
 
 
 class FieldInputError(ZeroTrustError):
