@@ -206,3 +206,27 @@ def test_cli_refusals_leave_stdout_empty(bao, tmp_path):
         assert (r.returncode, r.stdout) == (code, "") and message in r.stderr
     r = cli(bao, tmp_path, "encrypt", json.dumps(DOC), token="not-a-token")
     assert r.returncode == 3 and r.stdout == "" and "key store" in r.stderr
+
+
+def test_retired_or_made_up_deterministic_version_is_a_crypto_error_and_cli_exit_1(bao, tmp_path):
+    bao.create_key("retire-det")
+    enc = encryptor(bao, "retire-det")
+    spec = [FieldSpec(parse_path("$.email"), True)]
+    try:
+        old = enc.encrypt_document({"email": "a@x"}, spec)
+        bao.rotate_key("retire-det")
+        new = enc.rewrap_document(old, spec)
+        forged = {"email": new["email"].replace(".retire-det.2.", ".retire-det.3.")}
+        with pytest.raises(CryptoError):  # no version 3: refused before Transit is asked
+            enc.decrypt_document(forged, spec)
+        bao.request("POST", "transit/keys/retire-det/config", {"min_decryption_version": 2})
+        enc.clear_cache()
+        assert enc.decrypt_document(new, spec) == {"email": "a@x"}
+        with pytest.raises(CryptoError):  # Transit HMAC answers 400 for the retired version
+            enc.decrypt_document(old, spec)
+    finally:
+        enc.close()
+    for stored in (old, forged):
+        r = cli(bao, tmp_path, "decrypt", json.dumps(stored), "retire-det", None, "--deterministic", "$.email")
+        assert (r.returncode, r.stdout) == (1, ""), r.stderr
+        assert "invalid ciphertext" in r.stderr

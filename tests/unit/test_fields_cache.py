@@ -2,7 +2,10 @@
 
 import os
 
+import pytest
+
 from tests.unit.test_fields_support import FakeTransit
+from zerotrust import CryptoError
 from zerotrust.crypto import FieldEncryptor
 from zerotrust.crypto.ciphertext import parse
 from zerotrust.crypto.datakeys import DataKeyCache, TTLCache
@@ -134,3 +137,20 @@ def test_expired_data_keys_leave_memory_when_any_slot_is_used():
     clock.now += 5
     cache.install("t/other", os.urandom(32), b"w", 1)
     assert len(cache) == 1
+
+
+def test_deterministic_version_above_latest_is_a_crypto_error_without_an_hmac():
+    fake, clock = FakeTransit(), Clock()
+    enc = FieldEncryptor(fake, "k", clock=clock)
+    spec = [type("P", (), {"path": "$.e", "deterministic": True})()]
+    good = enc.encrypt_document({"e": "x"}, spec)["e"]
+    forged = good.replace("ztf1.d.k.1.", "ztf1.d.k.7.")
+    fake.calls.clear()
+    for _ in range(50):
+        with pytest.raises(CryptoError, match="version 7 does not exist"):
+            enc.decrypt_document({"e": forged}, spec)
+    assert fake.calls == ["latest_version"]  # one refresh a second at most, never an HMAC
+    clock.now += 1
+    fake.rotate()  # another process rotated and wrote v2 before our cached latest expired
+    newer = FieldEncryptor(fake, "k").encrypt_document({"e": "y"}, spec)["e"]
+    assert enc.decrypt_document({"e": newer}, spec) == {"e": "y"}

@@ -376,3 +376,13 @@ def test_concurrent_first_calls_log_in_once():
     for t in threads:
         t.join()
     assert len(logins) == 1
+
+
+def test_hmac_400_for_a_ciphertext_version_is_crypto_error_otherwise_dependency_error():
+    refused = {"errors": ["key version does not exist; latest key version is 3"]}
+    client, _ = make(transit_handler(lambda r: (400, refused)))
+    with pytest.raises(CryptoError, match="key version 9"):
+        VaultKeyProvider(client).hmac("k", b"x", 9)
+    with pytest.raises(DependencyError) as info:  # no version: the key itself is wrong, an operator problem
+        VaultKeyProvider(client).hmac("k", b"x")
+    assert not isinstance(info.value, CryptoError) and info.value.status == 503

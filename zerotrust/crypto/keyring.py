@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Generator
 from typing import Any, NamedTuple, TypeVar
 
-from ..errors import DependencyError, ZeroTrustError
+from ..errors import CryptoError, DependencyError, ZeroTrustError
 from .datakeys import DataKeyCache, TTLCache
 
 T = TypeVar("T")
@@ -40,6 +40,8 @@ class Keyring:
         self.unwrapped: TTLCache[Any] = TTLCache(datakey_ttl, max_cached_keys, clock)
         self.derived: TTLCache[Any] = TTLCache(datakey_ttl, max_cached_keys, clock)
         self.versions: TTLCache[int] = TTLCache(min(datakey_ttl, 60.0), 16, clock)
+        self.clock = clock
+        self._version_refreshed = float("-inf")
 
     def clear(self) -> None:
         """Forget every cached key (e.g. after a suspected compromise or in tests)."""
@@ -60,6 +62,24 @@ def latest_version(ring: Keyring, *, fresh: bool = False) -> Flow[int]:
             raise DependencyError(detail=f"key provider returned version {version!r} for {ring.key}")
         ring.versions.put(ring.key, version)
     return version
+
+
+VERSION_REFRESH_SECONDS = 1.0
+
+
+def check_version(ring: Keyring, version: int) -> Flow[None]:
+    """Refuse a ciphertext version newer than the key's latest before any key operation.
+
+    A version above the cached latest may be a rotation another process already uses, so
+    the latest is asked again, but at most once a second: forged versions cannot buy a
+    Vault round trip each.
+    """
+    latest = yield from latest_version(ring)
+    if version > latest and ring.clock() - ring._version_refreshed >= VERSION_REFRESH_SECONDS:
+        ring._version_refreshed = ring.clock()
+        latest = yield from latest_version(ring, fresh=True)
+    if version > latest:
+        raise CryptoError(detail=f"key version {version} does not exist (latest is {latest})")
 
 
 def run_sync(provider: Any, flow: Flow[T]) -> T:

@@ -4,7 +4,8 @@ Batches go out as one ``batch_input`` request per 200 items, so encrypting the t
 fields of a record costs one round trip, not ten. (OpenBao's listener refuses JSON with
 more than 1000 strings by default, ``max_request_json_strings``; an item with a context
 is four strings.) A 400 on decrypt/rewrap means the
-ciphertext (or its context) is wrong: :class:`CryptoError`. Anything else that goes
+ciphertext (or its context) is wrong: :class:`CryptoError`, and so does a 400 on an HMAC
+for a version named by a ciphertext (retired or never existed). Anything else that goes
 wrong, including a 400 on encrypt (a misconfigured key) and answers we cannot parse,
 is a :class:`DependencyError`: fail closed, never partial output.
 """
@@ -178,7 +179,16 @@ class VaultKeyProvider(AsyncKeyOps):
         body: dict[str, Any] = {"input": ct.b64(data)}
         if version is not None:
             body["key_version"] = version
-        mac = (self.client.request("POST", self._path("hmac", key) + "/sha2-256", body).get("data") or {}).get("hmac")
+        try:
+            answer = self.client.request("POST", self._path("hmac", key) + "/sha2-256", body)
+        except VaultRejected as exc:
+            # An explicit version comes from a ciphertext: one that does not exist or is retired
+            # (min_decryption_version / min_encryption_version) is the ciphertext's fault, not an outage.
+            if version is not None and exc.vault_status == 400:
+                raise CryptoError(detail=f"transit hmac refused key version {version}: "
+                                         f"{'; '.join(exc.errors)[:200]}") from None
+            raise
+        mac = (answer.get("data") or {}).get("hmac")
         if not isinstance(mac, str) or not mac.startswith(PREFIX + ":v"):
             raise _garbage("hmac")
         return _unb64(mac.split(":", 2)[2], "hmac")
