@@ -169,6 +169,23 @@ async def test_answer_computed_across_an_invalidation_is_not_stored():
     assert engine.calls == 2
 
 
+@pytest.mark.parametrize("invalidate", ["generation", "local", "revision"])
+async def test_request_after_an_invalidation_never_joins_an_evaluation_started_before_it(invalidate):
+    cache, engine, _ = setup(delay=0.02)
+    before = asyncio.ensure_future(cache.decide(req(), bob()))
+    await asyncio.sleep(0.005)  # the first evaluation is running, under the old policy / principals
+    if invalidate == "generation":
+        bump_generation()
+    elif invalidate == "local":
+        cache.invalidate()
+    else:
+        engine.revision = "r2"
+    after = await cache.decide(req(), bob())
+    assert after is not await before
+    assert engine.calls == 2 and cache.stats()["collapsed"] == 0
+    assert after.revision == engine.revision
+
+
 async def test_size_is_bounded_lru():
     cache, engine, _ = setup(max_entries=3)
     for path in ("/a", "/b", "/c"):

@@ -8,12 +8,15 @@ An entry lives at most ``ttl`` seconds and never past the credential's expiry
 (``principal.expires_at``). Everything is dropped when
 
 * the engine's ``revision`` changes (policy reload, a new OPA bundle), checked on every call;
-* :func:`bump_generation` is called: API-key revocation or scope change, signing-key rotation,
-  anything that changes what a principal means. One counter for the whole process, so the
-  code that revokes needs no reference to this object;
+* :func:`bump_generation` is called: by whatever changes what a live principal means (a
+  plugin that edits a credential's scopes). One counter for the whole process, so that code
+  needs no reference to this object. API-key revocation and signing-key rotation do not
+  call it: they fail in the verifier, before this cache (docs/policy.md says why);
 * :meth:`DecisionCache.invalidate` is called on this instance (admin endpoint, tests).
 
-Concurrent identical misses share one evaluation (single flight). Errors are never cached.
+Concurrent identical misses share one evaluation (single flight), keyed like the entries
+under the generation and revision: a request that arrives after an invalidation never joins
+an evaluation started before it. Errors are never cached.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class DecisionCache:
         self.max_entries = max_entries
         self._clock, self._wall = clock, wall
         self._entries: OrderedDict[tuple[Any, ...], tuple[float, PolicyResult]] = OrderedDict()
+        # (generation, local generation, revision, key): see the module docstring.
         self._inflight: dict[tuple[Any, ...], asyncio.Future[PolicyResult]] = {}
         self._generation = _generation
         self._local_generation = 0
@@ -84,32 +88,32 @@ class DecisionCache:
                 self.hits += 1
                 return entry[1]
             del self._entries[key]
-        waiting = self._inflight.get(key)
+        flight = (_generation, self._local_generation, self._revision, key)
+        waiting = self._inflight.get(flight)
         if waiting is not None:
             self.collapsed += 1
             return await asyncio.shield(waiting)
         self.misses += 1
-        return await self._evaluate(key, request, principal, context)
+        return await self._evaluate(flight, request, principal, context)
 
-    async def _evaluate(self, key: tuple[Any, ...], request: RequestContext, principal: Principal | None,
+    async def _evaluate(self, flight: tuple[Any, ...], request: RequestContext, principal: Principal | None,
                         context: dict[str, Any] | None) -> PolicyResult:
         # The evaluation is a task of its own: a cancelled first caller must not cancel it
         # for the callers that joined it.
-        task = asyncio.ensure_future(self._run(key, request, principal, context))
+        task = asyncio.ensure_future(self._run(flight, request, principal, context))
         task.add_done_callback(_consume)
-        self._inflight[key] = task
+        self._inflight[flight] = task
         return await asyncio.shield(task)
 
-    async def _run(self, key: tuple[Any, ...], request: RequestContext, principal: Principal | None,
+    async def _run(self, flight: tuple[Any, ...], request: RequestContext, principal: Principal | None,
                    context: dict[str, Any] | None) -> PolicyResult:
-        started = (_generation, self._local_generation, self._revision)
         try:
             result = await self.inner.decide(request, principal, context)
         finally:
-            self._inflight.pop(key, None)
+            self._inflight.pop(flight, None)
         # Store only if nothing was invalidated meanwhile: the answer may predate it.
-        if started == (_generation, self._local_generation, getattr(self.inner, "revision", "")):
-            self._store(key, result, principal)
+        if flight[:3] == (_generation, self._local_generation, getattr(self.inner, "revision", "")):
+            self._store(flight[3], result, principal)
         return result
 
     def _store(self, key: tuple[Any, ...], result: PolicyResult, principal: Principal | None) -> None:
