@@ -13,7 +13,6 @@ form. docs/encryption.md describes every byte. Parsing is strict: any deviation 
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import re
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ..errors import CryptoError, DependencyError
+from ..keys import ciphertext as transit_text
 
 PREFIX = "ztf1"
 ENVELOPE, TRANSIT, DETERMINISTIC = "e", "t", "d"
@@ -148,16 +148,13 @@ def associated_data(scheme: str, key: str, context: str | None, field: str, vers
     return json.dumps(items, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
-_TRANSIT = re.compile(r"([a-z]+):v([1-9][0-9]{0,8}):([A-Za-z0-9+/]+={0,2})")
-
-
 def split_transit(text: str, prefix: str) -> tuple[int, bytes]:
     """``vault:v3:<base64>`` -> (3, raw bytes). The prefix is implied by the provider, so it is not stored."""
-    m = _TRANSIT.fullmatch(text) if isinstance(text, str) else None
-    if m is None or m.group(1) != prefix:
-        raise DependencyError(detail=f"key provider returned a ciphertext not of the form {prefix}:v<n>:<base64>")
-    return int(m.group(2)), base64.b64decode(m.group(3), validate=True)
+    try:
+        return transit_text.parse(text, prefix)
+    except CryptoError:  # the provider's own answer: it is the provider that is broken
+        raise DependencyError(detail=f"key provider returned a ciphertext not of the form {prefix}:v<n>:<base64>") \
+            from None
 
 
-def join_transit(prefix: str, version: int, raw: bytes) -> str:
-    return f"{prefix}:v{version}:{base64.b64encode(raw).decode('ascii')}"
+join_transit = transit_text.join
