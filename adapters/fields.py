@@ -18,8 +18,9 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from zerotrust import CryptoError, DependencyError, ZeroTrustError
+from zerotrust import ConfigError, CryptoError, DependencyError, ZeroTrustError
 from zerotrust.crypto import FieldEncryptor, FieldInputError, FieldSpec, field_specs
+from zerotrust.crypto.jsonpath import WILDCARD
 
 log = logging.getLogger("zerotrust.fields")
 
@@ -93,6 +94,8 @@ class FieldEncryptionMiddleware:
         self.request_specs = field_specs(request_paths)
         self.response_specs = field_specs(response_paths)
         self.decrypt_scopes = frozenset(decrypt_scopes)
+        if self.decrypt_scopes:
+            _refuse_decryption_oracle(self.request_specs, self.response_specs)
         self.context = context  # per-request derivation context (e.g. the principal's tenant)
         self.max_request_body, self.max_response_body = max_request_body, max_response_body
 
@@ -180,6 +183,22 @@ class FieldEncryptionMiddleware:
         else:
             return None
         return None if new is doc else _dump(new)
+
+
+def _refuse_decryption_oracle(request: tuple[FieldSpec, ...], response: tuple[FieldSpec, ...]) -> None:
+    """Every decrypted response field must be encrypted on the way in, or a client holding the
+    decrypt scopes posts a stolen ciphertext there and reads it back as plaintext."""
+    for spec in response:
+        if not any(_covers(r.path.segments, spec.path.segments) for r in request):
+            raise ConfigError(f"fields.response_paths {spec.path.text!r} is not in request_paths: a client with "
+                              "decrypt_scopes could post a stolen ciphertext there and read it back decrypted; "
+                              "add it to request_paths")
+
+
+def _covers(request: tuple[Any, ...], response: tuple[Any, ...]) -> bool:
+    # A request path covers a response path when it matches the same place or an ancestor of it
+    # (the whole ancestor is then encrypted, a ciphertext inside it included).
+    return len(request) <= len(response) and all(r is WILDCARD or r == s for r, s in zip(request, response))
 
 
 def _masked(doc: Any, specs: tuple[FieldSpec, ...], mask: str) -> Any:

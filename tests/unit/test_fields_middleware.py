@@ -285,3 +285,31 @@ async def test_overlong_member_name_under_a_wildcard_is_400_and_never_reaches_th
         ok = await c.post("/p", json={"cards": {"x" * 256: "4111"}})
     assert r.status_code == 400 and r.json()["error"] == "invalid_request"
     assert ok.status_code == 200 and len(app.seen) == 1 and b"4111" not in app.seen[0]
+
+
+@pytest.mark.parametrize("request_paths,response_paths", [
+    (["$.ssn"], ["$.ssn", "$.email"]),
+    ([], ["$.ssn"]),
+    (["$.users[0].ssn"], ["$.users[*].ssn"]),  # index 0 only: a ciphertext posted at index 1 would come back
+    (["$.profile.dob"], ["$.profile"]),
+    (["$.a.*"], ["$.*.b"]),
+])
+def test_decrypted_response_paths_must_be_encrypted_on_the_way_in(request_paths, response_paths):
+    from zerotrust import ConfigError
+
+    enc = FieldEncryptor(FakeTransit(), "k")
+    with pytest.raises(ConfigError, match="not in request_paths.*stolen ciphertext"):
+        FieldEncryptionMiddleware(EchoApp(), enc, request_paths=request_paths, response_paths=response_paths,
+                                  decrypt_scopes=["pii:read"])
+
+
+@pytest.mark.parametrize("request_paths,response_paths,scopes", [
+    (["$.ssn", "$.email"], ["$.ssn"], ["pii:read"]),
+    (["$.users[*].ssn"], ["$.users[3].ssn", "$.users[*].ssn"], ["pii:read"]),
+    (["$.profile"], ["$.profile.dob"], ["pii:read"]),  # the whole ancestor is encrypted
+    (["$.*"], ["$.ssn"], ["pii:read"]),
+    ([], ["$.ssn"], []),  # mask only: nothing is ever decrypted
+])
+def test_covered_or_mask_only_response_paths_are_accepted(request_paths, response_paths, scopes):
+    FieldEncryptionMiddleware(EchoApp(), FieldEncryptor(FakeTransit(), "k"), request_paths=request_paths,
+                              response_paths=response_paths, decrypt_scopes=scopes, mask="****")
