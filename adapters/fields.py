@@ -121,7 +121,9 @@ class FieldEncryptionMiddleware:
             await send({"type": "http.response.start", "status": r.status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
-        if self.response_specs and (self.mask is not None or self.decrypt_scopes) and scope.get("method") != "HEAD":
+        # Decided before the app runs: a response nobody will rewrite streams through unbuffered.
+        if self.response_specs and scope.get("method") != "HEAD" and (
+                self.mask is not None or may_decrypt(principal_of(scope), self.decrypt_scopes)):
             send = _ResponseRewriter(self, scope, send)
         await self.app(scope, receive, send)
 

@@ -313,3 +313,36 @@ def test_decrypted_response_paths_must_be_encrypted_on_the_way_in(request_paths,
 def test_covered_or_mask_only_response_paths_are_accepted(request_paths, response_paths, scopes):
     FieldEncryptionMiddleware(EchoApp(), FieldEncryptor(FakeTransit(), "k"), request_paths=request_paths,
                               response_paths=response_paths, decrypt_scopes=scopes, mask="****")
+
+
+@pytest.mark.parametrize("scopes,streamed", [(["other"], True), (None, True), (["pii:read"], False)])
+async def test_response_nobody_rewrites_streams_through_unbuffered(scopes, streamed):
+    sent: list[dict] = []
+    at_first_chunk: list[int] = []
+    messages = [{"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]},
+                {"type": "http.response.body", "body": b'{"ssn": "ztf1.e', "more_body": True},
+                {"type": "http.response.body", "body": b'.not-json-yet"}', "more_body": False}]
+
+    async def app(scope, receive, send):
+        for n, message in enumerate(messages):
+            await send(message)
+            if n == 1:
+                at_first_chunk.append(len(sent))
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def collect(message):
+        sent.append(message)
+
+    mw = FieldEncryptionMiddleware(app, FieldEncryptor(FakeTransit(), "k"), request_paths=["$.ssn"],
+                                   response_paths=["$.ssn"], decrypt_scopes=["pii:read"])
+    scope = {"type": "http", "method": "GET", "path": "/p", "headers": []}
+    if scopes is not None:
+        scope["user"] = SimpleNamespace(principal=Principal(subject="bob", issuer="t", kind="jwt",
+                                                            scopes=frozenset(scopes)))
+    await mw(scope, receive, collect)
+    if streamed:
+        assert at_first_chunk == [2] and sent == messages  # the client had the start and first chunk already
+    else:
+        assert at_first_chunk == [0]  # a principal who may decrypt: buffered to be rewritten
