@@ -100,6 +100,22 @@ def test_exp_beyond_token_ttl_is_refused(tmp_path):
     assert signer.issue("a", "api", ttl=3600).count(".") == 2  # clamped to token_ttl, not refused
 
 
+def test_exp_and_iat_are_bounded_by_now_not_only_by_each_other(tmp_path):
+    clock = [10_000.0]
+    signer = LocalSigner(tmp_path / "k.json", "tokens", "ES256", issuer=ISSUER, token_ttl=60, leeway=30,
+                         now=lambda: clock[0])
+    for claims in ({"iat": 20_000, "exp": 20_060},  # exp - iat is fine, but the token outlives its key's JWKS
+                   {"exp": 10_061},  # no iat: exp more than token_ttl from now
+                   {"iat": 10_031, "exp": 10_060},  # iat in the future beyond leeway
+                   {"iat": "10000", "exp": 10_060}, {"iat": 10_000, "exp": True}):
+        with pytest.raises(ValueError):
+            signer.sign(claims)
+    for claims in ({"iat": 10_000, "exp": 10_060}, {"exp": 10_060}, {"iat": 10_030, "exp": 10_060},
+                   {"iat": 9_000, "exp": 9_030}):  # already expired is harmless
+        assert signer.sign(claims).count(".") == 2
+    assert verify_with_jwks(signer.issue("a", "api"), signer.jwks())["exp"] == 10_060
+
+
 def test_wrong_key_type_is_config_error(tmp_path):
     LocalSigner(tmp_path / "k.json", "tokens", "ES256")
     with pytest.raises(ConfigError):

@@ -5,8 +5,9 @@ for ES256, so Vault returns the raw ``r||s`` JWS wants), so the private key neve
 Vault. :class:`LocalSigner` does the same with the local key file (not for production).
 Both publish a JWKS and rotate with overlap as described in :mod:`.signing_keys`.
 
-Every token carries ``exp`` no later than ``token_ttl`` after ``iat``: the JWKS retention
-rule depends on it, so :meth:`JWTSigner.sign` refuses anything longer.
+Every token carries ``exp`` no later than ``token_ttl`` after ``iat`` and after the time of
+signing: the JWKS retention rule depends on it, so :meth:`JWTSigner.sign` refuses anything
+longer, and an ``iat`` more than ``leeway`` in the future.
 """
 
 from __future__ import annotations
@@ -68,9 +69,15 @@ class JWTSigner:
         return jwks(self.selection())
 
     def sign(self, claims: Mapping[str, Any], *, typ: str = "JWT") -> str:
-        issued = claims.get("iat", self.now())
-        if not isinstance(claims.get("exp"), int | float) or claims["exp"] - issued > self.token_ttl:
-            raise ValueError(f"exp is required and at most token_ttl ({self.token_ttl}s) after iat")
+        now = self.now()
+        expires, issued = claims.get("exp"), claims.get("iat", now)
+        if not _number(expires) or not _number(issued):
+            raise ValueError("exp is required, and exp and iat must be numbers")
+        # A key leaves the JWKS token_ttl after it stops signing: exp must not be later than that.
+        if expires - issued > self.token_ttl or expires > now + self.token_ttl:
+            raise ValueError(f"exp must be at most token_ttl ({self.token_ttl}s) after iat and after now")
+        if issued > now + self.leeway:
+            raise ValueError(f"iat is more than leeway ({self.leeway}s) in the future")
         signing = self.selection().signing
         header = {"alg": self.algorithm, "kid": signing.kid, "typ": typ}
         encode = lambda obj: b64url(json.dumps(obj, separators=(",", ":")).encode())  # noqa: E731
@@ -96,6 +103,10 @@ class JWTSigner:
 
     async def ajwks(self) -> dict[str, Any]:
         return await asyncio.to_thread(self.jwks)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def garbage(what: str) -> DependencyError:
