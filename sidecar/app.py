@@ -104,10 +104,14 @@ class ExtAuthzApp:
             normalised = normalize_path(path, self.mode)
             headers = Headers.from_raw(scope["headers"])
             peer = client_host(scope)
-            if self.peers is not None:
-                peer = self.peers.resolve(peer, headers)
+            scheme = None
+            # Who the client is, and the scheme it used, are only believed from a trusted proxy: checked once.
+            if self.peers is not None and peer is not None and self.peers.is_trusted(peer):
+                peer = self.peers.forwarded_client(peer, headers)
+                proto = headers.get("x-forwarded-proto")
+                scheme = proto if proto in ("http", "https") else None
             request = build_request(scope, path=normalised, raw_path=path, query=query, headers=headers, peer=peer,
-                                    scheme=self._scheme(scope, headers))
+                                    scheme=scheme)
         except ZeroTrustError as err:
             return self.pipeline.reject(rejected_request(scope, raw), err)
         return await self.pipeline.evaluate(request)
@@ -119,14 +123,6 @@ class ExtAuthzApp:
         if raw.startswith(prefix) and raw[len(prefix):len(prefix) + 1] == "/":
             return raw[len(prefix):]
         raise bad_target("path is not under server.path_prefix")
-
-    def _scheme(self, scope: Scope, headers: Headers) -> str | None:
-        # The scheme the client used is only known from a trusted proxy.
-        if self.peers is not None and self.peers.is_trusted(client_host(scope) or ""):
-            proto = headers.get("x-forwarded-proto")
-            if proto in ("http", "https"):
-                return proto
-        return None
 
     def render(self, decision: Decision) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         if not decision.allow:

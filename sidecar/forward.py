@@ -87,7 +87,7 @@ class ForwardAuth:
         raw_path, query = split_target(uri)
         return RequestContext(
             method=method, path=normalize_path(raw_path, self.mode), headers=headers, query=query,
-            raw_path=raw_path, host=host, scheme=scheme, peer=self.peers.resolve(tcp_peer, headers),
+            raw_path=raw_path, host=host, scheme=scheme, peer=self.peers.forwarded_client(tcp_peer, headers),
             tls=tls_info(scope),
         )
 

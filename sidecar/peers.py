@@ -32,6 +32,10 @@ class PeerResolver:
     def resolve(self, tcp_peer: str | None, headers: Headers) -> str | None:
         if not self.trusted or tcp_peer is None or not self.is_trusted(tcp_peer):
             return tcp_peer
+        return self.forwarded_client(tcp_peer, headers)
+
+    def forwarded_client(self, tcp_peer: str, headers: Headers) -> str:
+        """The client behind ``tcp_peer``, which the caller has already found trusted."""
         hops = [h.strip() for value in headers.getall("x-forwarded-for") for h in value.split(",")]
         if not hops:
             external = headers.getall("x-envoy-external-address")
