@@ -7,14 +7,12 @@ comes from the PEM file named by ``ZT_BENCH_PUBKEY``.
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import time
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives import serialization
+
+from bench.tokens import minimal_verify
 
 _OK = {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"0")]}
 _DENY = {"type": "http.response.start", "status": 401, "headers": [(b"content-length", b"0")]}
@@ -28,10 +26,6 @@ async def hello(scope, receive, send):
     await send(_BODY)
 
 
-def _b64(s: str) -> bytes:
-    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
-
-
 _KEY = None
 if os.environ.get("ZT_BENCH_PUBKEY"):
     with open(os.environ["ZT_BENCH_PUBKEY"], "rb") as f:
@@ -39,20 +33,10 @@ if os.environ.get("ZT_BENCH_PUBKEY"):
 
 
 def verify_minimal(token: str) -> bool:
-    h, p, s = token.split(".")
-    header = json.loads(_b64(h))
-    payload = json.loads(_b64(p))
-    sig = _b64(s)
-    data = f"{h}.{p}".encode()
     try:
-        if isinstance(_KEY, rsa.RSAPublicKey):
-            _KEY.verify(sig, data, padding.PKCS1v15(), hashes.SHA256())
-        else:
-            r, s_ = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")
-            _KEY.verify(encode_dss_signature(r, s_), data, ec.ECDSA(hashes.SHA256()))
+        return minimal_verify(token, _KEY)["exp"] > time.time()
     except Exception:
         return False
-    return header.get("alg") in ("RS256", "ES256") and payload["exp"] > time.time()
 
 
 async def minimal(scope, receive, send):

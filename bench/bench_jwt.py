@@ -11,29 +11,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import json
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from zerotrust.config import JWTConfig
-from zerotrust.credentials.jwt import JWTVerifier
-from zerotrust.types import Credential
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.tokens import b64int, minimal_verify, sign_jws  # noqa: E402
+from zerotrust.config import JWTConfig  # noqa: E402
+from zerotrust.credentials.jwt import JWTVerifier  # noqa: E402
+from zerotrust.types import Credential  # noqa: E402
 
 ISSUER = "https://idp.example"
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def b64int(n: int, size: int | None = None) -> str:
-    return b64(n.to_bytes(size or (n.bit_length() + 7) // 8, "big"))
 
 
 def make_token(alg: str, key: Any, kid: str, sub: str = "user-1234567890") -> str:
@@ -43,27 +35,7 @@ def make_token(alg: str, key: Any, kid: str, sub: str = "user-1234567890") -> st
               "iat": now, "exp": now + 3600, "jti": "0f6c2a9e-7d1b-4c3a-9b8e-5d4f3a2b1c0d",
               "scope": "openid profile orders:read orders:write", "auth_time": now - 60, "acr": "1",
               "amr": ["pwd", "otp"], "roles": ["admin"], "tid": "tenant-42"}
-    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}".encode()
-    if alg == "RS256":
-        sig = key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
-    else:
-        r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
-        sig = r.to_bytes(32, "big") + s.to_bytes(32, "big")
-    return f"{signing_input.decode()}.{b64(sig)}"
-
-
-def minimal(token: str, key: Any, alg: str) -> dict[str, Any]:
-    h, p, s = token.split(".")
-    json.loads(base64.urlsafe_b64decode(h + "=" * (-len(h) % 4)))
-    payload = json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
-    sig = base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
-    data = f"{h}.{p}".encode()
-    if alg == "RS256":
-        key.verify(sig, data, padding.PKCS1v15(), hashes.SHA256())
-    else:
-        key.verify(encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")),
-                   data, ec.ECDSA(hashes.SHA256()))
-    return payload
+    return sign_jws(key, header, claims)
 
 
 def jwks(rsa_key: Any, ec_key: Any) -> dict[str, Any]:
@@ -117,7 +89,7 @@ async def main(rounds: int, n: int) -> None:
             cache = verifier.cache
             # cache-miss: every token is new to the cache (it is cleared before each round)
             reset = cache.clear if cache is not None and label == "cache-miss" else (lambda: None)
-            base, ours = await compare(lambda i: minimal(tokens[i % variety], pub, alg),
+            base, ours = await compare(lambda i: minimal_verify(tokens[i % variety], pub),
                                        lambda i: verifier.verify(creds[i % variety]), n, rounds, reset)
             print(f"{alg} {label:10s} minimal {base:7.2f} us  JWTVerifier {ours:7.2f} us  "
                   f"ratio (minimal/ours) {base / ours:5.2f}x  token {len(tokens[0])} B")

@@ -34,34 +34,18 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.tokens import b64int, sign_jws  # noqa: E402
 from tests.support.procs import Service, free_port  # noqa: E402
 
 ISSUER_PATH = "/issuer"
 AUD = "https://api.bench"
 
 
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def b64int(n: int, length: int | None = None) -> str:
-    return b64(n.to_bytes(length or (n.bit_length() + 7) // 8, "big"))
-
-
 def sign(key, kid: str, alg: str, claims: dict) -> str:
-    header = b64(json.dumps({"alg": alg, "typ": "at+jwt", "kid": kid}).encode())
-    payload = b64(json.dumps(claims).encode())
-    data = f"{header}.{payload}".encode()
-    if alg == "RS256":
-        sig = key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-    else:
-        r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
-        sig = r.to_bytes(32, "big") + s.to_bytes(32, "big")
-    return f"{header}.{payload}.{b64(sig)}"
+    return sign_jws(key, {"alg": alg, "typ": "at+jwt", "kid": kid}, claims)
 
 
 def claims(issuer: str, i: int) -> dict:
